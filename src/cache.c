@@ -1,0 +1,530 @@
+// SPDX-License-Identifier: MIT
+/* Current snapshot, refresher thread, retry policy and .status. */
+#include "cache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "http.h"
+#include "log.h"
+
+#define CACHE_MAX_BACKOFF 300.0	 /* s: retries never wait longer... */
+#define CACHE_MAX_RETRY_AFTER 3600.0 /* s: ...unless the server asks, up to this */
+
+struct cache {
+	/* set at creation, then read-only */
+	char *api_url;
+	char *endpoint;
+	double ttl; /* s */
+	uint64_t hash_key[2];
+	struct http_client *http;
+	struct api *api;
+	atomic_bool stopping;
+	int wake[2]; /* pipe: a byte asks the refresher to look at its flags */
+	pthread_t thread;
+	bool started;
+	struct cache_notify notify;
+
+	/* refresher thread only */
+	struct snap_ctx ctx;
+
+	pthread_mutex_t lock;
+	/* under lock */
+	struct snapshot *current;
+	struct nodes *nodes;
+	uint64_t generation;	     /* snapshots swapped in */
+	uint64_t requests;	     /* API requests sent */
+	uint64_t status_seq;	     /* .status versions rendered */
+	time_t last_success;	     /* wall s, 0 = never */
+	time_t last_attempt;	     /* wall s */
+	double next_attempt;	     /* monotonic s */
+	unsigned int failures;	     /* consecutive */
+	char last_error[192];	     /* "" = none */
+	size_t last_changes;	     /* notifications of the last swap */
+};
+
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct cache *cache_new(const struct config *cfg, const struct creds *creds)
+{
+	struct cache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->wake[0] = c->wake[1] = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	atomic_init(&c->stopping, false);
+	c->ttl = cfg->ttl;
+	c->api_url = strdup(cfg->api_url);
+	c->endpoint = strdup(cfg->endpoint);
+	c->nodes = nodes_new();
+	c->http = http_client_new("ingestfs/" INGESTFS_VERSION, (long)ceil(cfg->timeout * 1000),
+				  cfg->max_response, &c->stopping);
+	if (!c->api_url || !c->endpoint || !c->nodes || !c->http)
+		goto out_free;
+	c->api = api_new(cfg->api_url, cfg->endpoint, creds->user_id, creds->api_key, c->http);
+	if (!c->api)
+		goto out_free;
+	if (pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) < 0)
+		goto out_free;
+	if (getrandom(c->hash_key, sizeof(c->hash_key), 0) != sizeof(c->hash_key)) {
+		/* not fatal: the key only guards against crafted collisions */
+		c->hash_key[0] = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+		c->hash_key[1] = (uint64_t)(uintptr_t)c;
+	}
+	memcpy(c->ctx.hash_key, c->hash_key, sizeof(c->hash_key));
+	c->ctx.next_nodeid = SNAP_FIRST_FILE_NODEID;
+	return c;
+
+out_free:
+	cache_free(c);
+	return NULL;
+}
+
+void cache_free(struct cache *c)
+{
+	if (!c)
+		return;
+	snapshot_put(c->current);
+	nodes_free(c->nodes);
+	api_free(c->api);
+	http_client_free(c->http);
+	if (c->wake[0] >= 0) {
+		close(c->wake[0]);
+		close(c->wake[1]);
+	}
+	pthread_mutex_destroy(&c->lock);
+	free(c->api_url);
+	free(c->endpoint);
+	free(c);
+}
+
+void cache_lock(struct cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+}
+
+void cache_unlock(struct cache *c)
+{
+	pthread_mutex_unlock(&c->lock);
+}
+
+struct snapshot *cache_current_locked(struct cache *c)
+{
+	return c->current;
+}
+
+int cache_ref_locked(struct cache *c, uint64_t nodeid, uint64_t n)
+{
+	return nodes_ref(c->nodes, nodeid, n);
+}
+
+struct snapshot *cache_acquire(struct cache *c)
+{
+	struct snapshot *s;
+
+	pthread_mutex_lock(&c->lock);
+	s = snapshot_get(c->current);
+	pthread_mutex_unlock(&c->lock);
+	return s;
+}
+
+const uint64_t *cache_hash_key(const struct cache *c)
+{
+	return c->hash_key;
+}
+
+struct blob *cache_blob_get(struct cache *c, uint64_t nodeid)
+{
+	struct blob *b;
+
+	pthread_mutex_lock(&c->lock);
+	b = nodes_blob(c->nodes, nodeid);
+	if (b)
+		blob_get(b);
+	pthread_mutex_unlock(&c->lock);
+	return b;
+}
+
+void cache_forget(struct cache *c, uint64_t nodeid, uint64_t n)
+{
+	struct blob *b;
+
+	pthread_mutex_lock(&c->lock);
+	b = nodes_forget(c->nodes, nodeid, n);
+	pthread_mutex_unlock(&c->lock);
+	blob_put(b);
+}
+
+/* ---- publishing a snapshot ---- */
+
+struct gone_list {
+	const struct snap_node **v;
+	size_t n, cap;
+	bool oom;
+};
+
+static void gone_add(void *arg, const struct snapshot *old, const struct snap_node *node)
+{
+	struct gone_list *g = arg;
+
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 256;
+		const struct snap_node **v = realloc(g->v, cap * sizeof(*v));
+
+		if (!v) {
+			g->oom = true;
+			return;
+		}
+		g->v = v;
+		g->cap = cap;
+	}
+	g->v[g->n++] = node;
+}
+
+/*
+ * Swap @next in.  Node ids of @old that the kernel still holds keep their
+ * bytes as blobs, so an open file never changes under its reader.
+ */
+static void cache_publish(struct cache *c, struct snapshot *next)
+{
+	struct gone_list gone = { 0 };
+	struct snapshot *old;
+
+	pthread_mutex_lock(&c->lock);
+	old = c->current;
+	pthread_mutex_unlock(&c->lock);
+	/* only the refresher swaps, so @old stays current until we do */
+	if (old)
+		snapshot_for_each_gone(old, next, gone_add, &gone);
+	if (gone.oom)
+		log_warn("out of memory listing replaced files; open files may read as stale");
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < gone.n; i++) {
+		const struct snap_node *nd = gone.v[i];
+		const struct snap_task *t = &old->tasks[nd->task];
+		const struct snap_file *f = &t->file[nd->kind];
+		struct blob *b;
+
+		if (!nodes_count(c->nodes, nd->nodeid) || nodes_blob(c->nodes, nd->nodeid))
+			continue;
+		b = blob_new(snap_file_ino(t->key, (enum snap_kind)nd->kind), f->mtime,
+			     snap_file_data(old, f), f->len);
+		if (b)
+			nodes_set_blob(c->nodes, nd->nodeid, b);
+	}
+	next->generation = ++c->generation;
+	c->current = next;
+	pthread_mutex_unlock(&c->lock);
+	free(gone.v);
+
+	if (old && c->started && c->notify.entry) {
+		struct snap_diff_ops ops = { c->notify.entry, c->notify.inode };
+		size_t changes = snapshot_diff(old, next, &ops, c->notify.arg);
+
+		pthread_mutex_lock(&c->lock);
+		c->last_changes = changes;
+		pthread_mutex_unlock(&c->lock);
+	}
+	snapshot_put(old);
+}
+
+/* ---- one refresh ---- */
+
+static double backoff_delay(double ttl, unsigned int failures, long retry_after)
+{
+	double d = ttl;
+
+	if (failures > 0) {
+		d = ttl * pow(2.0, (double)(failures - 1));
+		if (d > CACHE_MAX_BACKOFF)
+			d = CACHE_MAX_BACKOFF;
+		if (d < ttl)
+			d = ttl;
+	}
+	if (retry_after > 0 && (double)retry_after > d)
+		d = fmin((double)retry_after, CACHE_MAX_RETRY_AFTER);
+	return d;
+}
+
+/* Fetch and parse; 0 with a new snapshot in *@out, else -errno + @err. */
+static int cache_fetch(struct cache *c, struct snapshot **out, long *retry_after, char *err,
+		       size_t errlen)
+{
+	struct api_result res;
+	struct snapshot *prev;
+	char perr[160];
+	time_t now = time(NULL);
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	c->requests++;
+	c->last_attempt = now;
+	prev = c->current ? snapshot_get(c->current) : NULL;
+	pthread_mutex_unlock(&c->lock);
+
+	*retry_after = -1;
+	ret = api_fetch_tasks(c->api, now, &res);
+	log_debug("GET %s: status %ld, %zu bytes, %.0f ms", c->endpoint, res.resp.status,
+		  res.resp.len, res.resp.ms);
+	if (ret < 0) {
+		*retry_after = res.resp.retry_after;
+		snprintf(err, errlen, "%s", res.error);
+		goto out;
+	}
+	c->ctx.now = now;
+	ret = snapshot_parse(res.resp.body, res.resp.len, prev, &c->ctx, out, perr, sizeof(perr));
+	if (ret < 0)
+		snprintf(err, errlen, "unusable answer: %s", perr);
+out:
+	api_result_free(&res);
+	snapshot_put(prev);
+	return ret;
+}
+
+static void log_snapshot_warnings(const struct snapshot *s)
+{
+	if (s->stats.skipped)
+		log_warn("skipped %zu item(s) without a usable id, e.g. %s", s->stats.skipped,
+			 s->stats.examples);
+	if (s->stats.duplicates)
+		log_warn("ignored %zu item(s) repeating an earlier id", s->stats.duplicates);
+}
+
+static void cache_refresh(struct cache *c)
+{
+	struct snapshot *next = NULL;
+	char err[192];
+	long retry_after;
+	double t0 = mono_now(), delay;
+	int ret;
+
+	ret = cache_fetch(c, &next, &retry_after, err, sizeof(err));
+	if (ret == -ECANCELED)
+		return;
+	if (ret == 0) {
+		bool warn = false;
+
+		cache_publish(c, next);
+		pthread_mutex_lock(&c->lock);
+		if (c->failures)
+			log_info("refresh recovered after %u failed attempt(s); %zu tasks",
+				 c->failures, next->ntasks);
+		if (next->stats.skipped != 0 || next->stats.duplicates != 0)
+			warn = true;
+		c->failures = 0;
+		c->last_error[0] = '\0';
+		c->last_success = time(NULL);
+		c->next_attempt = mono_now() + c->ttl;
+		log_debug("refresh: %zu tasks, generation %llu, %zu changes, %.0f ms",
+			  next->ntasks, (unsigned long long)next->generation, c->last_changes,
+			  (mono_now() - t0) * 1e3);
+		pthread_mutex_unlock(&c->lock);
+		if (warn)
+			log_snapshot_warnings(next);
+		return;
+	}
+
+	pthread_mutex_lock(&c->lock);
+	if (c->failures == 0 || strcmp(c->last_error, err) != 0) {
+		/* one line per change of state, not one per attempt */
+		log_warn("refresh failed: %s; serving data from %lld s ago", err,
+			 (long long)(time(NULL) - c->last_success));
+	}
+	c->failures++;
+	snprintf(c->last_error, sizeof(c->last_error), "%s", err);
+	delay = backoff_delay(c->ttl, c->failures, retry_after);
+	c->next_attempt = mono_now() + delay;
+	pthread_mutex_unlock(&c->lock);
+}
+
+int cache_first_fetch(struct cache *c, char *err, size_t errlen)
+{
+	struct snapshot *s;
+	char why[192];
+	long retry_after;
+	int ret;
+
+	ret = cache_fetch(c, &s, &retry_after, why, sizeof(why));
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot load tasks from %s%s: %s", c->api_url, c->endpoint,
+			 why);
+		return ret;
+	}
+	cache_publish(c, s);
+	pthread_mutex_lock(&c->lock);
+	c->last_success = time(NULL);
+	c->next_attempt = mono_now() + c->ttl;
+	pthread_mutex_unlock(&c->lock);
+	log_snapshot_warnings(s);
+	return 0;
+}
+
+/* ---- the refresher thread ---- */
+
+static void drain_wake(struct cache *c)
+{
+	char buf[64];
+
+	while (read(c->wake[0], buf, sizeof(buf)) > 0)
+		;
+}
+
+static void *cache_thread(void *arg)
+{
+	struct cache *c = arg;
+
+	while (!atomic_load(&c->stopping)) {
+		struct pollfd pfd = { .fd = c->wake[0], .events = POLLIN };
+		double wait;
+		int ms;
+
+		pthread_mutex_lock(&c->lock);
+		wait = c->next_attempt - mono_now();
+		pthread_mutex_unlock(&c->lock);
+		if (wait > 0) {
+			ms = (int)ceil(fmin(wait, 3600.0) * 1000);
+			if (poll(&pfd, 1, ms) > 0) {
+				drain_wake(c);
+				if (atomic_load(&c->stopping))
+					break;
+				log_debug("refresh requested");
+			} else {
+				continue; /* re-check the deadline: it may be later now */
+			}
+		}
+		cache_refresh(c);
+	}
+	return NULL;
+}
+
+int cache_start(struct cache *c, const struct cache_notify *n)
+{
+	sigset_t all, old;
+	int ret;
+
+	c->notify = *n;
+	/* signals belong to the FUSE loop's thread, not to the refresher */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	ret = pthread_create(&c->thread, NULL, cache_thread, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret)
+		return -ret;
+	c->started = true;
+	return 0;
+}
+
+void cache_refresh_now(struct cache *c)
+{
+	int saved = errno;
+
+	if (write(c->wake[1], "r", 1) < 0) {
+		/* the pipe is full: a wake-up is already pending */
+	}
+	errno = saved;
+}
+
+void cache_stop(struct cache *c)
+{
+	if (!c->started)
+		return;
+	atomic_store(&c->stopping, true);
+	cache_refresh_now(c);
+	pthread_join(c->thread, NULL);
+	c->started = false;
+}
+
+/* ---- .status ---- */
+
+static void fmt_time(char *buf, size_t len, time_t t)
+{
+	struct tm tm;
+
+	if (t == 0 || !gmtime_r(&t, &tm))
+		snprintf(buf, len, "never");
+	else
+		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int status_render(struct cache *c, char *buf, size_t len)
+{
+	const struct snapshot *s = c->current;
+	char succ[32], att[32], next[32];
+	time_t now = time(NULL);
+	double until = c->next_attempt - mono_now();
+
+	fmt_time(succ, sizeof(succ), c->last_success);
+	fmt_time(att, sizeof(att), c->last_attempt);
+	fmt_time(next, sizeof(next), now + (time_t)ceil(until > 0 ? until : 0));
+	return snprintf(buf, len,
+			"api_url: %s\n"
+			"endpoint: %s\n"
+			"ttl: %g\n"
+			"tasks: %zu\n"
+			"generation: %llu\n"
+			"requests: %llu\n"
+			"last_success: %s\n"
+			"last_attempt: %s\n"
+			"age_seconds: %lld\n"
+			"last_error: %s\n"
+			"consecutive_failures: %u\n"
+			"next_attempt: %s\n"
+			"items: %zu\n"
+			"total_items: %lld\n"
+			"skipped_items: %zu\n"
+			"duplicate_ids: %zu\n"
+			"retained_versions: %zu\n",
+			c->api_url, c->endpoint, c->ttl, s ? s->ntasks : 0,
+			(unsigned long long)c->generation, (unsigned long long)c->requests, succ,
+			att, (long long)(c->last_success ? now - c->last_success : -1),
+			c->last_error[0] ? c->last_error : "none", c->failures,
+			c->started ? next : "never", s ? s->stats.items : 0,
+			(long long)(s ? s->stats.total_items : -1), s ? s->stats.skipped : 0,
+			s ? s->stats.duplicates : 0, nodes_blobs(c->nodes));
+}
+
+struct blob *cache_status_blob(struct cache *c, uint64_t *nodeid)
+{
+	char text[2048];
+	struct blob *b;
+	int len;
+
+	pthread_mutex_lock(&c->lock);
+	len = status_render(c, text, sizeof(text));
+	if (len < 0 || (size_t)len >= sizeof(text))
+		len = (int)strlen(text);
+	b = blob_new(SNAP_STATUS_INO, time(NULL), text, (size_t)len);
+	if (!b)
+		goto out_unlock;
+	*nodeid = SNAP_STATUS_NODEID_BASE + c->status_seq++;
+	if (nodes_ref(c->nodes, *nodeid, 1) < 0) {
+		blob_put(b);
+		b = NULL;
+		goto out_unlock;
+	}
+	nodes_set_blob(c->nodes, *nodeid, blob_get(b));
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	return b;
+}

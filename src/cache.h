@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef INGESTFS_CACHE_H
+#define INGESTFS_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "nodes.h"
+#include "snapshot.h"
+
+/*
+ * The cache owns the network side: the API client, the current snapshot,
+ * the refresher thread and the health shown in .status.  One mutex guards
+ * the current snapshot pointer, the node table and the health fields;
+ * fetching and parsing happen outside it.
+ */
+struct cache;
+
+struct cache_notify {
+	/* called from the refresher thread, no lock held, after a swap */
+	void (*entry)(void *arg, uint64_t parent, const char *name, size_t len);
+	void (*inode)(void *arg, uint64_t nodeid);
+	void *arg;
+};
+
+/*
+ * cache_new - a cache for @cfg's API, signed with @creds (copied; the
+ * caller may wipe its own).  NULL on ENOMEM.
+ */
+struct cache *cache_new(const struct config *cfg, const struct creds *creds);
+/* cache_free - after cache_stop(); drops every snapshot and blob */
+void cache_free(struct cache *c);
+
+/* cache_first_fetch - the synchronous start-up load; 0 or -errno + @err */
+int cache_first_fetch(struct cache *c, char *err, size_t errlen);
+
+/*
+ * cache_start - start the refresher thread (after any fork); @n tells the
+ * kernel what changed.  cache_stop aborts a request in flight and joins.
+ */
+int cache_start(struct cache *c, const struct cache_notify *n);
+void cache_stop(struct cache *c);
+
+/* cache_refresh_now - ask for a refresh now; async-signal-safe */
+void cache_refresh_now(struct cache *c);
+
+/* cache_acquire - the current snapshot with a reference; snapshot_put it */
+struct snapshot *cache_acquire(struct cache *c);
+/* cache_hash_key - the per-mount key that snapshot_find() needs */
+const uint64_t *cache_hash_key(const struct cache *c);
+
+/* Lock-held helpers for FUSE handlers that hand node ids to the kernel. */
+void cache_lock(struct cache *c);
+void cache_unlock(struct cache *c);
+struct snapshot *cache_current_locked(struct cache *c); /* borrowed */
+int cache_ref_locked(struct cache *c, uint64_t nodeid, uint64_t n);
+
+/* cache_blob_get - the retained content of an old node id, referenced; or NULL */
+struct blob *cache_blob_get(struct cache *c, uint64_t nodeid);
+/* cache_forget - the kernel dropped @n lookups of @nodeid */
+void cache_forget(struct cache *c, uint64_t nodeid, uint64_t n);
+
+/*
+ * cache_status_blob - render .status now as a fresh node id (returned in
+ * *@nodeid, lookup counted once); the blob is returned referenced.
+ */
+struct blob *cache_status_blob(struct cache *c, uint64_t *nodeid);
+
+#endif

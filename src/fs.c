@@ -1,0 +1,608 @@
+// SPDX-License-Identifier: MIT
+/* FUSE low-level operations over immutable snapshots. */
+#include "fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "log.h"
+
+/*
+ * Kernel cache lifetime, s.  Long is safe: node ids of files are never
+ * reused for other bytes, and folders are invalidated when they change.
+ */
+#define FS_CACHE_TIMEOUT 86400.0
+
+struct fs {
+	struct cache *cache;
+	struct fuse_session *se;
+	uid_t uid;
+	gid_t gid;
+};
+
+struct fs *fs_new(struct cache *cache, uid_t uid, gid_t gid)
+{
+	struct fs *fs = calloc(1, sizeof(*fs));
+
+	if (!fs)
+		return NULL;
+	fs->cache = cache;
+	fs->uid = uid;
+	fs->gid = gid;
+	return fs;
+}
+
+void fs_free(struct fs *fs)
+{
+	free(fs);
+}
+
+void fs_set_session(struct fs *fs, struct fuse_session *se)
+{
+	fs->se = se;
+}
+
+static struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* ---- attributes ---- */
+
+static void fill_dir(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime,
+		     size_t subdirs)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2 + subdirs;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_blksize = 4096;
+	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = mtime;
+}
+
+static void fill_file(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime,
+		      size_t size)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_size = (off_t)size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = mtime;
+}
+
+static void fill_task_file(const struct fs *fs, struct stat *st, const struct snap_task *t,
+			   enum snap_kind kind)
+{
+	fill_file(fs, st, snap_file_ino(t->key, kind), t->file[kind].mtime, t->file[kind].len);
+}
+
+static void fill_entry(struct fuse_entry_param *e, uint64_t nodeid, double entry_timeout)
+{
+	e->ino = nodeid;
+	e->generation = 0; /* node ids are never reused */
+	e->attr_timeout = FS_CACHE_TIMEOUT;
+	e->entry_timeout = entry_timeout;
+}
+
+/* ---- lookup and forget ---- */
+
+static void reply_negative(fuse_req_t req)
+{
+	struct fuse_entry_param e;
+
+	/* cached until the refresher says the name appeared */
+	memset(&e, 0, sizeof(e));
+	e.entry_timeout = FS_CACHE_TIMEOUT;
+	fuse_reply_entry(req, &e);
+}
+
+static void lookup_status(fuse_req_t req, struct fs *fs)
+{
+	struct fuse_entry_param e;
+	uint64_t nodeid;
+	struct blob *b = cache_status_blob(fs->cache, &nodeid);
+
+	if (!b) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	fill_file(fs, &e.attr, b->ino, b->mtime, b->len);
+	/* every path walk renders a new version: never cache the name */
+	fill_entry(&e, nodeid, 0);
+	if (fuse_reply_entry(req, &e) < 0)
+		cache_forget(fs->cache, nodeid, 1);
+	blob_put(b);
+}
+
+static void lookup_root(fuse_req_t req, struct fs *fs, const char *name)
+{
+	struct snapshot *s;
+	const struct snap_task *t;
+	struct fuse_entry_param e;
+
+	if (strcmp(name, ".status") == 0) {
+		lookup_status(req, fs);
+		return;
+	}
+	s = cache_acquire(fs->cache);
+	t = snapshot_find(s, cache_hash_key(fs->cache), name, strlen(name));
+	if (!t) {
+		snapshot_put(s);
+		reply_negative(req);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	fill_dir(fs, &e.attr, snap_dir_nodeid(t->key), t->mtime, 0);
+	fill_entry(&e, snap_dir_nodeid(t->key), FS_CACHE_TIMEOUT);
+	snapshot_put(s);
+	fuse_reply_entry(req, &e);
+}
+
+static void lookup_task(fuse_req_t req, struct fs *fs, uint64_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	const struct snap_task *t;
+	struct snapshot *s;
+	int kind = snapshot_kind(name);
+	uint64_t nodeid;
+
+	cache_lock(fs->cache);
+	s = cache_current_locked(fs->cache);
+	t = snapshot_find_key(s, snap_dir_key(parent));
+	if (!t) {
+		cache_unlock(fs->cache);
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (kind < 0 || !t->file[kind].nodeid) {
+		cache_unlock(fs->cache);
+		reply_negative(req);
+		return;
+	}
+	nodeid = t->file[kind].nodeid;
+	/* counted under the lock, so a swap sees it and keeps the bytes */
+	if (cache_ref_locked(fs->cache, nodeid, 1) < 0) {
+		cache_unlock(fs->cache);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	fill_task_file(fs, &e.attr, t, (enum snap_kind)kind);
+	cache_unlock(fs->cache);
+	fill_entry(&e, nodeid, FS_CACHE_TIMEOUT);
+	if (fuse_reply_entry(req, &e) < 0)
+		cache_forget(fs->cache, nodeid, 1);
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+
+	if (parent == SNAP_ROOT_NODEID)
+		lookup_root(req, fs, name);
+	else if (snap_is_dir_nodeid(parent))
+		lookup_task(req, fs, parent, name);
+	else
+		fuse_reply_err(req, ENOTDIR);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	/* only file and .status versions are counted */
+	if (ino != SNAP_ROOT_NODEID && !snap_is_dir_nodeid(ino))
+		cache_forget(fs_of(req)->cache, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct fs *fs = fs_of(req);
+
+	for (size_t i = 0; i < count; i++)
+		if (forgets[i].ino != SNAP_ROOT_NODEID && !snap_is_dir_nodeid(forgets[i].ino))
+			cache_forget(fs->cache, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+/* ---- getattr and read ---- */
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct snapshot *s = cache_acquire(fs->cache);
+	const struct snap_task *t;
+	enum snap_kind kind;
+	struct blob *b;
+	struct stat st;
+
+	if (ino == SNAP_ROOT_NODEID) {
+		fill_dir(fs, &st, SNAP_ROOT_NODEID, s->mtime, s->ntasks);
+	} else if (snap_is_dir_nodeid(ino)) {
+		t = snapshot_find_key(s, snap_dir_key(ino));
+		if (!t)
+			goto out_enoent;
+		fill_dir(fs, &st, ino, t->mtime, 0);
+	} else if (snapshot_find_node(s, ino, &t, &kind)) {
+		fill_task_file(fs, &st, t, kind);
+	} else if ((b = cache_blob_get(fs->cache, ino))) {
+		fill_file(fs, &st, b->ino, b->mtime, b->len);
+		blob_put(b);
+	} else {
+		goto out_enoent;
+	}
+	snapshot_put(s);
+	fuse_reply_attr(req, &st, FS_CACHE_TIMEOUT);
+	return;
+
+out_enoent:
+	snapshot_put(s);
+	fuse_reply_err(req, ENOENT);
+}
+
+static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off)
+{
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if ((uint64_t)off >= len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > len - (size_t)off)
+		size = len - (size_t)off;
+	fuse_reply_buf(req, data + off, size);
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	const struct snap_task *t;
+	enum snap_kind kind;
+	struct snapshot *s;
+	struct blob *b;
+
+	if (ino == SNAP_ROOT_NODEID || snap_is_dir_nodeid(ino)) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	s = cache_acquire(fs->cache);
+	if (snapshot_find_node(s, ino, &t, &kind)) {
+		reply_slice(req, snap_file_data(s, &t->file[kind]), t->file[kind].len, size, off);
+	} else if ((b = cache_blob_get(fs->cache, ino))) {
+		reply_slice(req, b->data, b->len, size, off);
+		blob_put(b);
+	} else {
+		fuse_reply_err(req, ESTALE);
+	}
+	snapshot_put(s);
+}
+
+/*
+ * No open or opendir: the kernel then skips those round trips for good and
+ * keeps page and readdir caches, which is right since node ids are immutable.
+ */
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, ENOSYS);
+}
+
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, ENOSYS);
+}
+
+/* ---- readdir ---- */
+
+struct dirbuf {
+	char *buf;
+	size_t size, used;
+};
+
+/* Add one entry; false when it does not fit (and nothing was added). */
+static bool dirbuf_add(fuse_req_t req, struct dirbuf *d, bool plus, const char *name,
+		       const struct fuse_entry_param *e, off_t next)
+{
+	size_t room = d->size - d->used, n;
+
+	if (plus)
+		n = fuse_add_direntry_plus(req, d->buf + d->used, room, name, e, next);
+	else
+		n = fuse_add_direntry(req, d->buf + d->used, room, name, &e->attr, next);
+	if (n > room)
+		return false;
+	d->used += n;
+	return true;
+}
+
+static bool add_dots(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool plus, off_t off,
+		     uint64_t self)
+{
+	struct fuse_entry_param e;
+
+	/* ino 0: no attributes and no lookup count for "." and ".." */
+	memset(&e, 0, sizeof(e));
+	e.attr.st_mode = S_IFDIR;
+	if (off < 1) {
+		e.attr.st_ino = self;
+		if (!dirbuf_add(req, d, plus, ".", &e, 1))
+			return false;
+	}
+	if (off < 2) {
+		e.attr.st_ino = SNAP_ROOT_NODEID;
+		if (!dirbuf_add(req, d, plus, "..", &e, 2))
+			return false;
+	}
+	return true;
+}
+
+static void readdir_root(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool plus, off_t off)
+{
+	struct snapshot *s = cache_acquire(fs->cache);
+	struct fuse_entry_param e;
+
+	if (add_dots(req, fs, d, plus, off, SNAP_ROOT_NODEID)) {
+		/* cookies are keys: a listing that changes between calls neither
+		 * repeats nor skips the names that stayed */
+		for (size_t i = snapshot_seek(s, (uint64_t)off); i < s->ntasks; i++) {
+			const struct snap_task *t = &s->tasks[i];
+
+			memset(&e, 0, sizeof(e));
+			fill_dir(fs, &e.attr, snap_dir_nodeid(t->key), t->mtime, 0);
+			fill_entry(&e, snap_dir_nodeid(t->key), FS_CACHE_TIMEOUT);
+			if (!dirbuf_add(req, d, plus, snap_task_id(s, t), &e,
+					(off_t)(t->key + SNAP_DIR_OFFSET)))
+				break;
+		}
+	}
+	snapshot_put(s);
+	fuse_reply_buf(req, d->buf, d->used);
+}
+
+static void readdir_task(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool plus,
+			 uint64_t ino, off_t off)
+{
+	uint64_t counted[SNAP_NKINDS];
+	struct fuse_entry_param e;
+	const struct snap_task *t;
+	size_t ncounted = 0, prev_used;
+
+	cache_lock(fs->cache);
+	t = snapshot_find_key(cache_current_locked(fs->cache), snap_dir_key(ino));
+	if (!t) {
+		cache_unlock(fs->cache);
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (add_dots(req, fs, d, plus, off, ino)) {
+		for (int k = 0; k < SNAP_NKINDS; k++) {
+			if (!t->file[k].nodeid || SNAP_DIR_OFFSET + k <= off)
+				continue;
+			memset(&e, 0, sizeof(e));
+			fill_task_file(fs, &e.attr, t, (enum snap_kind)k);
+			fill_entry(&e, t->file[k].nodeid, FS_CACHE_TIMEOUT);
+			prev_used = d->used;
+			if (!dirbuf_add(req, d, plus, snap_file_names[k], &e,
+					SNAP_DIR_OFFSET + k))
+				break;
+			if (!plus)
+				continue;
+			/* readdirplus hands out node ids: count them like lookups */
+			if (cache_ref_locked(fs->cache, e.ino, 1) < 0) {
+				d->used = prev_used;
+				break;
+			}
+			counted[ncounted++] = e.ino;
+		}
+	}
+	cache_unlock(fs->cache);
+	if (fuse_reply_buf(req, d->buf, d->used) < 0)
+		for (size_t i = 0; i < ncounted; i++)
+			cache_forget(fs->cache, counted[i], 1);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
+{
+	struct fs *fs = fs_of(req);
+	struct dirbuf d = { .size = size };
+
+	if (ino != SNAP_ROOT_NODEID && !snap_is_dir_nodeid(ino)) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	d.buf = malloc(size ? size : 1);
+	if (!d.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (ino == SNAP_ROOT_NODEID)
+		readdir_root(req, fs, &d, plus, off);
+	else
+		readdir_task(req, fs, &d, plus, ino, off);
+	free(d.buf);
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, false);
+}
+
+static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, true);
+}
+
+/* ---- the rest ---- */
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct snapshot *s = cache_acquire(fs_of(req)->cache);
+	struct statvfs sv;
+
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_blocks = (s->arena_len + 4095) / 4096;
+	sv.f_files = 2 + s->ntasks * (1 + SNAP_NKINDS);
+	sv.f_namemax = 255;
+	sv.f_flag = ST_RDONLY;
+	snapshot_put(s);
+	fuse_reply_statfs(req, &sv);
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	if (conn->capable & FUSE_CAP_READDIRPLUS) {
+		conn->want |= FUSE_CAP_READDIRPLUS;
+		conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	}
+	/* content changes come with new node ids; mtime must not flush pages */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA)
+		conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+}
+
+static void fs_erofs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+			     struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_erofs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			   dev_t rdev)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_erofs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_erofs_name(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_erofs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+			     const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_erofs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			    fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_erofs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+			  const char *newname)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_erofs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_erofs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			    struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_erofs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			      const char *value, size_t size, int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_erofs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_erofs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+			       off_t length, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static const struct fuse_lowlevel_ops fs_lowlevel_ops = {
+	.init = fs_init,
+	.lookup = fs_lookup,
+	.forget = fs_forget,
+	.forget_multi = fs_forget_multi,
+	.getattr = fs_getattr,
+	.open = fs_open,
+	.read = fs_read,
+	.opendir = fs_opendir,
+	.readdir = fs_readdir,
+	.readdirplus = fs_readdirplus,
+	.statfs = fs_statfs,
+	.setattr = fs_erofs_setattr,
+	.mknod = fs_erofs_mknod,
+	.mkdir = fs_erofs_mkdir,
+	.unlink = fs_erofs_name,
+	.rmdir = fs_erofs_name,
+	.symlink = fs_erofs_symlink,
+	.rename = fs_erofs_rename,
+	.link = fs_erofs_link,
+	.write = fs_erofs_write,
+	.create = fs_erofs_create,
+	.setxattr = fs_erofs_setxattr,
+	.removexattr = fs_erofs_removexattr,
+	.fallocate = fs_erofs_fallocate,
+};
+
+const struct fuse_lowlevel_ops *fs_ops(void)
+{
+	return &fs_lowlevel_ops;
+}
+
+/* ---- invalidation ---- */
+
+static void fs_inval_entry(void *arg, uint64_t parent, const char *name, size_t len)
+{
+	struct fs *fs = arg;
+	int ret = fuse_lowlevel_notify_inval_entry(fs->se, parent, name, len);
+
+	/* -ENOENT: the kernel had nothing cached for that name */
+	if (ret < 0 && ret != -ENOENT)
+		log_debug("invalidate entry %.*s: %s", (int)len, name, strerror(-ret));
+}
+
+static void fs_inval_inode(void *arg, uint64_t nodeid)
+{
+	struct fs *fs = arg;
+	int ret = fuse_lowlevel_notify_inval_inode(fs->se, nodeid, 0, 0);
+
+	if (ret < 0 && ret != -ENOENT)
+		log_debug("invalidate inode %llx: %s", (unsigned long long)nodeid, strerror(-ret));
+}
+
+struct cache_notify fs_notify(struct fs *fs)
+{
+	struct cache_notify n = { fs_inval_entry, fs_inval_inode, fs };
+
+	return n;
+}

@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: MIT
+/* The only file that knows libcurl: a bounded GET with cancellation. */
+#include "http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+struct http_client {
+	CURL *curl;
+	size_t max_bytes;
+	const atomic_bool *cancel;
+};
+
+struct http_xfer {
+	struct http_response *resp;
+	size_t cap;	   /* bytes allocated for resp->body */
+	size_t max_bytes;
+	bool too_big;
+};
+
+int http_global_init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
+}
+
+void http_global_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
+static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct http_xfer *x = arg;
+	struct http_response *r = x->resp;
+	size_t n = size * nmemb;
+
+	if (n > x->max_bytes - r->len) {
+		x->too_big = true;
+		return 0; /* makes curl fail with CURLE_WRITE_ERROR */
+	}
+	if (r->len + n + 1 > x->cap) {
+		size_t cap = x->cap ? x->cap : 16384;
+		char *body;
+
+		while (cap < r->len + n + 1)
+			cap *= 2;
+		body = realloc(r->body, cap);
+		if (!body)
+			return 0;
+		r->body = body;
+		x->cap = cap;
+	}
+	memcpy(r->body + r->len, data, n);
+	r->len += n;
+	r->body[r->len] = '\0';
+	return n;
+}
+
+/* Retry-After is either delta-seconds or an HTTP-date. */
+static long http_parse_retry_after(const char *v)
+{
+	char *end;
+	long secs;
+	time_t when;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	secs = strtol(v, &end, 10);
+	if (end != v && (*end == '\0' || *end == '\r' || *end == '\n' || *end == ' '))
+		return secs < 0 ? 0 : secs;
+	when = curl_getdate(v, NULL);
+	if (when == -1)
+		return -1;
+	secs = (long)(when - time(NULL));
+	return secs < 0 ? 0 : secs;
+}
+
+static size_t http_header_cb(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct http_xfer *x = arg;
+	size_t n = size * nmemb;
+	static const char name[] = "retry-after:";
+	char value[128];
+
+	/* a new status line starts a new header block (e.g. after 100) */
+	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0)
+		x->resp->retry_after = -1;
+	if (n > sizeof(name) - 1 && strncasecmp(data, name, sizeof(name) - 1) == 0) {
+		size_t vlen = n - (sizeof(name) - 1);
+
+		if (vlen >= sizeof(value))
+			vlen = sizeof(value) - 1;
+		memcpy(value, data + sizeof(name) - 1, vlen);
+		value[vlen] = '\0';
+		x->resp->retry_after = http_parse_retry_after(value);
+	}
+	return n;
+}
+
+static int http_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+			    curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct http_client *hc = arg;
+
+	return hc->cancel && atomic_load(hc->cancel) ? 1 : 0;
+}
+
+struct http_client *http_client_new(const char *user_agent, long timeout_ms,
+				    size_t max_bytes, const atomic_bool *cancel)
+{
+	struct http_client *hc = calloc(1, sizeof(*hc));
+
+	if (!hc)
+		return NULL;
+	hc->curl = curl_easy_init();
+	if (!hc->curl) {
+		free(hc);
+		return NULL;
+	}
+	hc->max_bytes = max_bytes;
+	hc->cancel = cancel;
+	curl_easy_setopt(hc->curl, CURLOPT_USERAGENT, user_agent);
+	curl_easy_setopt(hc->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(hc->curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(hc->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(hc->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(hc->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(hc->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(hc->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(hc->curl, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(hc->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(hc->curl, CURLOPT_XFERINFOFUNCTION, http_progress_cb);
+	curl_easy_setopt(hc->curl, CURLOPT_XFERINFODATA, hc);
+	curl_easy_setopt(hc->curl, CURLOPT_WRITEFUNCTION, http_write_cb);
+	curl_easy_setopt(hc->curl, CURLOPT_HEADERFUNCTION, http_header_cb);
+	return hc;
+}
+
+void http_client_free(struct http_client *hc)
+{
+	if (!hc)
+		return;
+	curl_easy_cleanup(hc->curl);
+	free(hc);
+}
+
+static int http_errno(CURLcode rc, const struct http_xfer *x, bool cancelled)
+{
+	if (x->too_big)
+		return -EFBIG;
+	if (cancelled)
+		return -ECANCELED;
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return -EHOSTUNREACH;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	default:
+		return -EIO;
+	}
+}
+
+int http_get(struct http_client *hc, const char *url, struct http_response *resp,
+	     char *err, size_t errlen)
+{
+	struct http_xfer x = { .resp = resp, .max_bytes = hc->max_bytes };
+	struct timespec t0, t1;
+	bool cancelled;
+	CURLcode rc;
+	int ret;
+
+	memset(resp, 0, sizeof(*resp));
+	resp->retry_after = -1;
+	curl_easy_setopt(hc->curl, CURLOPT_URL, url);
+	curl_easy_setopt(hc->curl, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(hc->curl, CURLOPT_HEADERDATA, &x);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = curl_easy_perform(hc->curl);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	resp->ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+		   (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	curl_easy_getinfo(hc->curl, CURLINFO_RESPONSE_CODE, &resp->status);
+	/* the URL carries a signature: never keep it in the handle longer */
+	curl_easy_setopt(hc->curl, CURLOPT_URL, "");
+
+	if (!resp->body) {
+		resp->body = calloc(1, 1);
+		if (!resp->body)
+			return -ENOMEM;
+	}
+	if (rc == CURLE_OK)
+		return 0;
+
+	cancelled = hc->cancel && atomic_load(hc->cancel);
+	ret = http_errno(rc, &x, cancelled);
+	if (ret == -EFBIG)
+		snprintf(err, errlen, "response larger than %zu bytes", hc->max_bytes);
+	else if (ret == -ECANCELED)
+		snprintf(err, errlen, "request cancelled");
+	else
+		snprintf(err, errlen, "%s", curl_easy_strerror(rc));
+	return ret;
+}
+
+void http_response_free(struct http_response *resp)
+{
+	free(resp->body);
+	resp->body = NULL;
+	resp->len = 0;
+}

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: MIT
+/* ingestfs: options, start-up order, shutdown. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "cache.h"
+#include "config.h"
+#include "fs.h"
+#include "http.h"
+#include "log.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+static struct cache *hup_cache;
+
+static void print_help(const char *prog)
+{
+	printf("usage: %s [-f] [-d] [-s] [-o OPT[,OPT...]] MOUNTPOINT\n"
+	       "\n"
+	       "Mount the Uplynk ingest point task collection as a read-only folder:\n"
+	       "one folder per task holding state, operation, timestamp and raw.json.\n"
+	       "\n"
+	       "ingestfs options:\n"
+	       "    -o api_url=URL         API base URL (default: https://services.uplynk.com)\n"
+	       "    -o endpoint=PATH       collection path (default:\n"
+	       "                           /api/v4/managed-slicer/ingest-points/tasks)\n"
+	       "    -o ttl=SECONDS         refresh interval, fractions allowed (default: 30)\n"
+	       "    -o timeout=SECONDS     limit for one API request (default: 10)\n"
+	       "    -o credentials=FILE    credentials file (default:\n"
+	       "                           $XDG_CONFIG_HOME/ingestfs/credentials, else\n"
+	       "                           ~/.config/ingestfs/credentials)\n"
+	       "    -o max_response=BYTES  largest API answer accepted, K/M/G suffixes\n"
+	       "                           (default: 256M)\n"
+	       "\n"
+	       "general options:\n"
+	       "    -h, --help             print this help and exit\n"
+	       "    -V, --version          print the version and exit\n"
+	       "    -f                     stay in the foreground, log to stderr\n"
+	       "    -d                     debug: foreground, log API requests and FUSE calls\n"
+	       "    -s                     single-threaded\n"
+	       "    -o max_idle_threads=N  idle FUSE worker threads kept (default: 10)\n"
+	       "    -o OPT                 other FUSE mount options, e.g. allow_other; see fuse(8)\n"
+	       "\n"
+	       "Credentials come from UPLYNK_USER_ID and UPLYNK_API_KEY when both are set,\n"
+	       "else from the credentials file (user_id = ..., api_key = ...; mode 0600).\n"
+	       "Unmount with: fusermount3 -u MOUNTPOINT\n",
+	       prog);
+}
+
+static void on_sighup(int sig)
+{
+	if (hup_cache)
+		cache_refresh_now(hup_cache);
+}
+
+static int install_sighup(struct cache *cache)
+{
+	struct sigaction sa;
+
+	hup_cache = cache;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sighup;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	return sigaction(SIGHUP, &sa, NULL);
+}
+
+static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *opts)
+{
+	struct fuse_loop_config *lc;
+	int ret;
+
+	if (opts->singlethread)
+		return fuse_session_loop(se);
+	lc = fuse_loop_cfg_create();
+	if (!lc)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(lc, (unsigned int)opts->clone_fd);
+	fuse_loop_cfg_set_idle_threads(lc, opts->max_idle_threads == UINT_MAX
+						   ? 10
+						   : opts->max_idle_threads);
+	fuse_loop_cfg_set_max_threads(lc, opts->max_threads);
+	ret = fuse_session_loop_mt(se, lc);
+	fuse_loop_cfg_destroy(lc);
+	return ret;
+}
+
+/* Mount, serve until unmounted or signalled, and tear down in order. */
+static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *opts,
+		 struct cache *cache)
+{
+	struct fuse_session *se;
+	struct cache_notify notify;
+	struct fs *fs;
+	int ret = EXIT_FAIL, loop;
+
+	fs = fs_new(cache, getuid(), getgid());
+	if (!fs)
+		return EXIT_FAIL;
+	se = fuse_session_new(args, fs_ops(), sizeof(*fs_ops()), fs);
+	if (!se) {
+		ret = EXIT_USAGE; /* libfuse has said which option it did not know */
+		goto out_free_fs;
+	}
+	if (fuse_set_signal_handlers(se) < 0 || install_sighup(cache) < 0)
+		goto out_destroy;
+	if (fuse_session_mount(se, opts->mountpoint) < 0)
+		goto out_signals;
+	if (fuse_daemonize(opts->foreground) < 0)
+		goto out_unmount;
+	if (!opts->foreground)
+		log_init(true, opts->debug);
+
+	fs_set_session(fs, se);
+	notify = fs_notify(fs);
+	if (cache_start(cache, &notify) < 0) {
+		log_err("cannot start the refresher thread");
+		goto out_unmount;
+	}
+	loop = run_loop(se, opts);
+	cache_stop(cache);
+	/* 0, or the signal that ended the loop: both are a clean stop */
+	ret = loop < 0 ? EXIT_FAIL : EXIT_OK;
+	if (loop < 0)
+		log_err("FUSE loop failed: %s", strerror(-loop));
+
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+	hup_cache = NULL;
+out_destroy:
+	fuse_session_destroy(se);
+out_free_fs:
+	fs_free(fs);
+	return ret;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts opts;
+	struct config cfg;
+	struct creds creds;
+	struct cache *cache;
+	char err[512];
+	int ret = EXIT_USAGE;
+
+	memset(&opts, 0, sizeof(opts));
+	if (config_init(&cfg) < 0) {
+		fprintf(stderr, "ingestfs: out of memory\n");
+		return EXIT_FAIL;
+	}
+	if (config_parse(&args, &cfg) < 0) {
+		fprintf(stderr, "ingestfs: %s\n", cfg.error);
+		goto out_free_args;
+	}
+	if (cfg.show_help) {
+		print_help(argv[0]);
+		ret = EXIT_OK;
+		goto out_free_args;
+	}
+	if (cfg.show_version) {
+		printf("ingestfs %s (libfuse %s)\n", INGESTFS_VERSION, fuse_pkgversion());
+		ret = EXIT_OK;
+		goto out_free_args;
+	}
+	if (fuse_parse_cmdline(&args, &opts) != 0)
+		goto out_free_args;
+	if (!opts.mountpoint) {
+		fprintf(stderr, "ingestfs: no mount point given; see ingestfs --help\n");
+		goto out_free_args;
+	}
+	/* read-only always wins: it comes after anything the user passed */
+	if (fuse_opt_insert_arg(&args, 1, "-ofsname=ingestfs,subtype=ingestfs") < 0 ||
+	    fuse_opt_add_arg(&args, "-oro,default_permissions") < 0)
+		goto out_free_args;
+	log_init(false, opts.debug);
+
+	ret = EXIT_FAIL;
+	if (creds_load(cfg.credentials, &creds, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ingestfs: %s\n", err);
+		goto out_free_args;
+	}
+	if (http_global_init() < 0) {
+		fprintf(stderr, "ingestfs: cannot initialise libcurl\n");
+		creds_wipe(&creds);
+		goto out_free_args;
+	}
+	cache = cache_new(&cfg, &creds);
+	creds_wipe(&creds);
+	if (!cache) {
+		fprintf(stderr, "ingestfs: out of memory\n");
+		goto out_http;
+	}
+	/* the first fetch comes before mounting, so a bad start mounts nothing */
+	if (cache_first_fetch(cache, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ingestfs: %s\n", err);
+		goto out_cache;
+	}
+	ret = serve(&args, &opts, cache);
+
+out_cache:
+	cache_free(cache);
+out_http:
+	http_global_cleanup();
+out_free_args:
+	free(opts.mountpoint);
+	fuse_opt_free_args(&args);
+	config_free(&cfg);
+	return ret;
+}

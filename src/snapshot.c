@@ -1,0 +1,693 @@
+// SPDX-License-Identifier: MIT
+/* The only file that knows cJSON: API answer bytes -> immutable snapshot. */
+#include "snapshot.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *const snap_file_names[SNAP_NKINDS] = {
+	[SNAP_STATE] = "state",
+	[SNAP_OPERATION] = "operation",
+	[SNAP_TIMESTAMP] = "timestamp",
+	[SNAP_RAW] = "raw.json",
+};
+
+/* ---- SipHash-2-4: ids come from the network, so the hash is keyed ---- */
+
+#define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                               \
+	do {                                                                   \
+		v0 += v1; v1 = ROTL64(v1, 13); v1 ^= v0; v0 = ROTL64(v0, 32);  \
+		v2 += v3; v3 = ROTL64(v3, 16); v3 ^= v2;                       \
+		v0 += v3; v3 = ROTL64(v3, 21); v3 ^= v0;                       \
+		v2 += v1; v1 = ROTL64(v1, 17); v1 ^= v2; v2 = ROTL64(v2, 32);  \
+	} while (0)
+
+static uint64_t siphash24(const uint64_t k[2], const unsigned char *in, size_t len)
+{
+	uint64_t v0 = k[0] ^ 0x736f6d6570736575ULL;
+	uint64_t v1 = k[1] ^ 0x646f72616e646f6dULL;
+	uint64_t v2 = k[0] ^ 0x6c7967656e657261ULL;
+	uint64_t v3 = k[1] ^ 0x7465646279746573ULL;
+	uint64_t b = (uint64_t)len << 56, m;
+	size_t i, left = len & 7;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		m = 0;
+		for (int j = 7; j >= 0; j--)
+			m = (m << 8) | in[i + (size_t)j];
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	for (size_t j = 0; j < left; j++)
+		b |= (uint64_t)in[i + j] << (8 * j);
+	v3 ^= b;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t snapshot_hash(const uint64_t hash_key[2], const char *id, size_t len)
+{
+	return siphash24(hash_key, (const unsigned char *)id, len) & SNAP_KEY_MASK;
+}
+
+/* ---- names ---- */
+
+/* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. */
+static bool utf8_valid(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		uint32_t cp;
+		size_t n;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (i + n >= len)
+			return false;
+		for (size_t j = 1; j <= n; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + j] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+bool snapshot_valid_name(const char *name, size_t len)
+{
+	if (len == 0 || len > 255 || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c == '/' || c < 0x20 || c == 0x7f)
+			return false;
+	}
+	return utf8_valid((const unsigned char *)name, len);
+}
+
+int snapshot_kind(const char *name)
+{
+	for (int k = 0; k < SNAP_NKINDS; k++)
+		if (strcmp(name, snap_file_names[k]) == 0)
+			return k;
+	return -1;
+}
+
+/* ---- building ---- */
+
+struct arena {
+	char *buf;
+	size_t len, cap;
+};
+
+/* arena_add - append @len bytes (+ "\n" if @nl); offset or -E2BIG/-ENOMEM */
+static int64_t arena_add(struct arena *a, const char *data, size_t len, bool nl)
+{
+	size_t need = a->len + len + (nl ? 1 : 0) + 1;
+	size_t off = a->len;
+
+	if (need > UINT32_MAX)
+		return -E2BIG;
+	if (need > a->cap) {
+		size_t cap = a->cap ? a->cap : 65536;
+		char *buf;
+
+		while (cap < need)
+			cap *= 2;
+		buf = realloc(a->buf, cap);
+		if (!buf)
+			return -ENOMEM;
+		a->buf = buf;
+		a->cap = cap;
+	}
+	memcpy(a->buf + a->len, data, len);
+	a->len += len;
+	if (nl)
+		a->buf[a->len++] = '\n';
+	a->buf[a->len] = '\0'; /* ids are used as C strings */
+	a->len++;
+	return (int64_t)off;
+}
+
+struct pending {
+	uint64_t key;
+	uint32_t idx; /* position in items: the first of equal ids wins */
+	const cJSON *item;
+	const char *id;
+	size_t id_len;
+};
+
+static int pending_cmp(const void *a, const void *b)
+{
+	const struct pending *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int node_cmp(const void *a, const void *b)
+{
+	const struct snap_node *x = a, *y = b;
+
+	return x->nodeid < y->nodeid ? -1 : x->nodeid > y->nodeid;
+}
+
+/* Append @s to the examples, escaping anything not printable ASCII. */
+static void note_example(struct snap_stats *st, const char *s, size_t len)
+{
+	size_t used = strlen(st->examples);
+	char *p = st->examples + used;
+	size_t room = sizeof(st->examples) - used;
+
+	if (room < 24)
+		return;
+	if (used)
+		*p++ = ' ', room--;
+	*p++ = '"', room--;
+	for (size_t i = 0; i < len && room > 6; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			*p++ = (char)c;
+			room--;
+		} else {
+			p += snprintf(p, room, "\\x%02x", c);
+			room -= 4;
+		}
+	}
+	*p++ = '"';
+	*p = '\0';
+}
+
+static void note_skipped(struct snap_stats *st, const cJSON *item, const char *why)
+{
+	const cJSON *id = cJSON_IsObject(item) ? cJSON_GetObjectItemCaseSensitive(item, "id")
+					       : NULL;
+
+	st->skipped++;
+	if (cJSON_IsString(id) && id->valuestring)
+		note_example(st, id->valuestring, strlen(id->valuestring));
+	else
+		note_example(st, why, strlen(why));
+}
+
+/*
+ * The text of a field's file: a string as it is, anything else as its JSON
+ * text; NULL (no file) for missing and null.  Sets *@must_free.
+ */
+static const char *field_text(const cJSON *v, char *numbuf, size_t numlen, bool *must_free)
+{
+	*must_free = false;
+	if (!v || cJSON_IsNull(v))
+		return NULL;
+	if (cJSON_IsString(v))
+		return v->valuestring ? v->valuestring : "";
+	if (cJSON_IsNumber(v)) {
+		double d = v->valuedouble;
+
+		/* integers print exactly; cJSON's %g would cut long ones */
+		if (d == floor(d) && fabs(d) < 9007199254740992.0) {
+			snprintf(numbuf, numlen, "%.0f", d);
+			return numbuf;
+		}
+	}
+	*must_free = true;
+	return cJSON_PrintUnformatted(v);
+}
+
+static int64_t task_mtime(const cJSON *item, int64_t fallback)
+{
+	const cJSON *ts = cJSON_GetObjectItemCaseSensitive(item, "timestamp");
+	double d;
+
+	if (!cJSON_IsNumber(ts))
+		return fallback;
+	d = ts->valuedouble;
+	if (isnan(d))
+		return fallback;
+	/* clamp to what a 64-bit time_t and the kernel's timespec can hold */
+	if (d < -(double)(1LL << 62))
+		return -(1LL << 62);
+	if (d > (double)(1LL << 62))
+		return 1LL << 62;
+	return (int64_t)floor(d);
+}
+
+static const struct snap_task *prev_task(const struct snapshot *prev, const struct pending *p)
+{
+	const struct snap_task *t;
+
+	if (!prev)
+		return NULL;
+	t = snapshot_find_key(prev, p->key);
+	if (t && t->id_len == p->id_len && memcmp(snap_task_id(prev, t), p->id, p->id_len) == 0)
+		return t;
+	return NULL;
+}
+
+static int build_file(struct arena *a, struct snap_ctx *ctx, const struct snapshot *prev,
+		      const struct snap_task *pt, struct snap_file *f, enum snap_kind kind,
+		      const char *text, size_t len)
+{
+	const struct snap_file *pf = pt ? &pt->file[kind] : NULL;
+	int64_t off = arena_add(a, text, len, true);
+
+	if (off < 0)
+		return (int)off;
+	f->off = (uint32_t)off;
+	f->len = (uint32_t)(len + 1);
+	if (pf && pf->nodeid && pf->len == f->len &&
+	    memcmp(snap_file_data(prev, pf), a->buf + off, f->len) == 0) {
+		f->nodeid = pf->nodeid;
+		f->mtime = pf->mtime;
+		return 0;
+	}
+	f->nodeid = ctx->next_nodeid++;
+	f->mtime = ctx->now;
+	if (pt) {
+		/*
+		 * New content must get a new mtime even within one second, so
+		 * that rsync's size+mtime check can never miss a change.
+		 */
+		for (int k = 0; k < SNAP_NKINDS; k++)
+			if (pt->file[k].nodeid && pt->file[k].mtime >= f->mtime)
+				f->mtime = pt->file[k].mtime + 1;
+	}
+	return 0;
+}
+
+static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapshot *prev,
+		      const struct pending *p, struct snap_task *t)
+{
+	static const char *const fields[SNAP_RAW] = { "state", "operation", "timestamp" };
+	const struct snap_task *pt = prev_task(prev, p);
+	char numbuf[64];
+	int64_t off;
+	int ret = 0;
+
+	memset(t, 0, sizeof(*t));
+	t->key = p->key;
+	t->mtime = task_mtime(p->item, ctx->now);
+	off = arena_add(a, p->id, p->id_len, false);
+	if (off < 0)
+		return (int)off;
+	t->id_off = (uint32_t)off;
+	t->id_len = (uint32_t)p->id_len;
+
+	for (int k = 0; k < SNAP_RAW && ret == 0; k++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(p->item, fields[k]);
+		bool must_free;
+		const char *text = field_text(v, numbuf, sizeof(numbuf), &must_free);
+
+		if (!text) {
+			if (must_free)
+				return -ENOMEM;
+			continue;
+		}
+		ret = build_file(a, ctx, prev, pt, &t->file[k], (enum snap_kind)k, text,
+				 strlen(text));
+		if (must_free)
+			cJSON_free((void *)text);
+	}
+	if (ret == 0) {
+		char *raw = cJSON_Print(p->item);
+
+		if (!raw)
+			return -ENOMEM;
+		ret = build_file(a, ctx, prev, pt, &t->file[SNAP_RAW], SNAP_RAW, raw,
+				 strlen(raw));
+		cJSON_free(raw);
+	}
+	return ret;
+}
+
+static bool same_listing(const struct snapshot *a, const struct snapshot *b)
+{
+	if (a->ntasks != b->ntasks)
+		return false;
+	for (size_t i = 0; i < a->ntasks; i++)
+		if (a->tasks[i].key != b->tasks[i].key)
+			return false;
+	return true;
+}
+
+/* Collect the usable items into @pend; returns how many. */
+static size_t collect_items(const cJSON *items, const uint64_t hash_key[2],
+			    struct pending *pend, struct snap_stats *st)
+{
+	const cJSON *item;
+	size_t n = 0;
+	uint32_t idx = 0;
+
+	cJSON_ArrayForEach(item, items) {
+		const cJSON *id;
+		size_t len;
+
+		st->items++;
+		idx++;
+		if (!cJSON_IsObject(item)) {
+			note_skipped(st, item, "(not an object)");
+			continue;
+		}
+		id = cJSON_GetObjectItemCaseSensitive(item, "id");
+		if (!cJSON_IsString(id) || !id->valuestring) {
+			note_skipped(st, item, "(id not a string)");
+			continue;
+		}
+		len = strlen(id->valuestring);
+		if (!snapshot_valid_name(id->valuestring, len)) {
+			note_skipped(st, item, "");
+			continue;
+		}
+		pend[n].key = snapshot_hash(hash_key, id->valuestring, len);
+		pend[n].idx = idx;
+		pend[n].item = item;
+		pend[n].id = id->valuestring;
+		pend[n].id_len = len;
+		n++;
+	}
+	return n;
+}
+
+static int build_nodes(struct snapshot *s)
+{
+	size_t n = 0;
+
+	s->nodes = malloc(sizeof(*s->nodes) * (s->ntasks * SNAP_NKINDS + 1));
+	if (!s->nodes)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->ntasks; i++) {
+		for (int k = 0; k < SNAP_NKINDS; k++) {
+			if (!s->tasks[i].file[k].nodeid)
+				continue;
+			s->nodes[n].nodeid = s->tasks[i].file[k].nodeid;
+			s->nodes[n].task = (uint32_t)i;
+			s->nodes[n].kind = (uint32_t)k;
+			n++;
+		}
+	}
+	s->nnodes = n;
+	qsort(s->nodes, n, sizeof(*s->nodes), node_cmp);
+	return 0;
+}
+
+int snapshot_parse(const char *body, size_t len, const struct snapshot *prev,
+		   struct snap_ctx *ctx, struct snapshot **out, char *err, size_t errlen)
+{
+	const cJSON *items, *total;
+	struct pending *pend = NULL;
+	struct arena a = { 0 };
+	struct snapshot *s;
+	cJSON *root;
+	size_t n, kept = 0;
+	int ret = -ENOMEM;
+
+	root = cJSON_ParseWithLength(body, len);
+	if (!root) {
+		snprintf(err, errlen, "response is not valid JSON");
+		return -EINVAL;
+	}
+	if (!cJSON_IsObject(root)) {
+		snprintf(err, errlen, "response is not a JSON object");
+		ret = -EINVAL;
+		goto out_free_json;
+	}
+	items = cJSON_GetObjectItemCaseSensitive(root, "items");
+	if (!cJSON_IsArray(items)) {
+		snprintf(err, errlen, "response has no \"items\" array");
+		ret = -EINVAL;
+		goto out_free_json;
+	}
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		goto out_nomem;
+	atomic_init(&s->refs, 1);
+	total = cJSON_GetObjectItemCaseSensitive(root, "total_items");
+	s->stats.total_items = cJSON_IsNumber(total) ? (int64_t)total->valuedouble : -1;
+
+	n = (size_t)cJSON_GetArraySize(items);
+	pend = malloc(sizeof(*pend) * (n + 1));
+	if (!pend)
+		goto out_free_snap;
+	n = collect_items(items, ctx->hash_key, pend, &s->stats);
+	qsort(pend, n, sizeof(*pend), pending_cmp);
+
+	s->tasks = malloc(sizeof(*s->tasks) * (n + 1));
+	if (!s->tasks)
+		goto out_free_snap;
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0 && pend[i].key == pend[i - 1].key) {
+			if (pend[i].id_len == pend[i - 1].id_len &&
+			    memcmp(pend[i].id, pend[i - 1].id, pend[i].id_len) == 0) {
+				s->stats.duplicates++;
+			} else {
+				/* a 59-bit keyed hash collision: astronomically rare */
+				s->stats.skipped++;
+				note_example(&s->stats, pend[i].id, pend[i].id_len);
+			}
+			/* keep comparing against the first of the run */
+			pend[i] = pend[i - 1];
+			continue;
+		}
+		ret = build_task(&a, ctx, prev, &pend[i], &s->tasks[kept]);
+		if (ret < 0) {
+			snprintf(err, errlen, ret == -E2BIG ? "response too large to index"
+							    : "out of memory");
+			goto out_free_snap;
+		}
+		kept++;
+	}
+	s->ntasks = kept;
+	s->arena = a.buf;
+	s->arena_len = a.len;
+	a.buf = NULL;
+	if (s->arena_len && s->arena_len < a.cap) {
+		char *shrunk = realloc(s->arena, s->arena_len);
+
+		if (shrunk)
+			s->arena = shrunk;
+	}
+	if (build_nodes(s) < 0) {
+		ret = -ENOMEM;
+		goto out_free_snap;
+	}
+
+	s->mtime = ctx->now;
+	if (prev) {
+		if (same_listing(prev, s))
+			s->mtime = prev->mtime;
+		else if (prev->mtime >= s->mtime)
+			s->mtime = prev->mtime + 1;
+	}
+	free(pend);
+	cJSON_Delete(root);
+	*out = s;
+	return 0;
+
+out_free_snap:
+	snapshot_put(s);
+out_nomem:
+	if (ret == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
+	free(a.buf);
+	free(pend);
+out_free_json:
+	cJSON_Delete(root);
+	return ret;
+}
+
+struct snapshot *snapshot_get(struct snapshot *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	return s;
+}
+
+void snapshot_put(struct snapshot *s)
+{
+	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	free(s->tasks);
+	free(s->nodes);
+	free(s->arena);
+	free(s);
+}
+
+/* ---- lookups ---- */
+
+static size_t lower_bound_key(const struct snapshot *s, uint64_t key)
+{
+	size_t lo = 0, hi = s->ntasks;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->tasks[mid].key < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+const struct snap_task *snapshot_find_key(const struct snapshot *s, uint64_t key)
+{
+	size_t i = lower_bound_key(s, key);
+
+	return i < s->ntasks && s->tasks[i].key == key ? &s->tasks[i] : NULL;
+}
+
+const struct snap_task *snapshot_find(const struct snapshot *s, const uint64_t hash_key[2],
+				      const char *name, size_t len)
+{
+	const struct snap_task *t;
+
+	if (!snapshot_valid_name(name, len))
+		return NULL;
+	t = snapshot_find_key(s, snapshot_hash(hash_key, name, len));
+	if (t && t->id_len == len && memcmp(snap_task_id(s, t), name, len) == 0)
+		return t;
+	return NULL;
+}
+
+bool snapshot_find_node(const struct snapshot *s, uint64_t nodeid, const struct snap_task **task,
+			enum snap_kind *kind)
+{
+	size_t lo = 0, hi = s->nnodes;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->nodes[mid].nodeid < nodeid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == s->nnodes || s->nodes[lo].nodeid != nodeid)
+		return false;
+	*task = &s->tasks[s->nodes[lo].task];
+	*kind = (enum snap_kind)s->nodes[lo].kind;
+	return true;
+}
+
+size_t snapshot_seek(const struct snapshot *s, uint64_t off)
+{
+	/* cookie = key + SNAP_DIR_OFFSET; want the first cookie > off */
+	if (off < SNAP_DIR_OFFSET)
+		return 0;
+	return lower_bound_key(s, off - SNAP_DIR_OFFSET + 1);
+}
+
+/* ---- differences ---- */
+
+static size_t diff_task(const struct snapshot *old, const struct snap_task *o,
+			const struct snapshot *new, const struct snap_task *n,
+			const struct snap_diff_ops *ops, void *arg)
+{
+	uint64_t dir = snap_dir_nodeid(n->key);
+	bool listing = false;
+	size_t calls = 0;
+
+	for (int k = 0; k < SNAP_NKINDS; k++) {
+		if (o->file[k].nodeid == n->file[k].nodeid)
+			continue;
+		ops->entry(arg, dir, snap_file_names[k], strlen(snap_file_names[k]));
+		calls++;
+		if (!o->file[k].nodeid != !n->file[k].nodeid)
+			listing = true;
+	}
+	if (listing || o->mtime != n->mtime) {
+		ops->inode(arg, dir);
+		calls++;
+	}
+	return calls;
+}
+
+size_t snapshot_diff(const struct snapshot *old, const struct snapshot *new,
+		     const struct snap_diff_ops *ops, void *arg)
+{
+	size_t i = 0, j = 0, calls = 0;
+	bool root = false;
+
+	while (i < old->ntasks || j < new->ntasks) {
+		const struct snap_task *o = i < old->ntasks ? &old->tasks[i] : NULL;
+		const struct snap_task *n = j < new->ntasks ? &new->tasks[j] : NULL;
+
+		if (o && n && o->key == n->key) {
+			calls += diff_task(old, o, new, n, ops, arg);
+			i++, j++;
+		} else if (o && (!n || o->key < n->key)) {
+			ops->entry(arg, SNAP_ROOT_NODEID, snap_task_id(old, o), o->id_len);
+			calls++;
+			root = true;
+			i++;
+		} else {
+			/* also drops a cached negative entry for the new name */
+			ops->entry(arg, SNAP_ROOT_NODEID, snap_task_id(new, n), n->id_len);
+			calls++;
+			root = true;
+			j++;
+		}
+	}
+	if (root || old->mtime != new->mtime) {
+		ops->inode(arg, SNAP_ROOT_NODEID);
+		calls++;
+	}
+	return calls;
+}
+
+void snapshot_for_each_gone(const struct snapshot *old, const struct snapshot *new,
+			    void (*fn)(void *arg, const struct snapshot *old,
+				       const struct snap_node *node),
+			    void *arg)
+{
+	size_t i = 0, j = 0;
+
+	while (i < old->nnodes) {
+		if (j < new->nnodes && new->nodes[j].nodeid < old->nodes[i].nodeid) {
+			j++;
+		} else if (j < new->nnodes && new->nodes[j].nodeid == old->nodes[i].nodeid) {
+			i++, j++;
+		} else {
+			fn(arg, old, &old->nodes[i]);
+			i++;
+		}
+	}
+}

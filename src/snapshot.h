@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef INGESTFS_SNAPSHOT_H
+#define INGESTFS_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A snapshot is one parsed API answer, immutable once built and shared by
+ * reference count.  Node ids (what the kernel caches by) follow one rule:
+ * the bytes and attributes behind a node id never change.  A task folder's
+ * node id is derived from its id (stable for the life of the mount); a
+ * file's node id names one version of its content, so a changed file gets
+ * a new node id while st_ino, derived from the path, stays the same.
+ *
+ *   1                       the root
+ *   [16, 2^61)              file versions, from ctx->next_nodeid
+ *   [2^61, 2^62)            .status versions (cache.c)
+ *   2^62 | key << 3         task folders; their files' st_ino add 1 + kind
+ *
+ * Everything stays below 2^63 for programs that keep inodes signed.
+ */
+
+enum snap_kind { SNAP_STATE, SNAP_OPERATION, SNAP_TIMESTAMP, SNAP_RAW, SNAP_NKINDS };
+
+#define SNAP_ROOT_NODEID 1ULL
+#define SNAP_STATUS_INO 2ULL
+#define SNAP_FIRST_FILE_NODEID 16ULL
+#define SNAP_STATUS_NODEID_BASE (1ULL << 61)
+#define SNAP_DIR_BIT (1ULL << 62)
+#define SNAP_KEY_MASK ((1ULL << 59) - 1)
+#define SNAP_DIR_OFFSET 3 /* readdir cookies 1 and 2 are "." and ".." */
+
+static inline uint64_t snap_dir_nodeid(uint64_t key)
+{
+	return SNAP_DIR_BIT | (key << 3);
+}
+
+static inline bool snap_is_dir_nodeid(uint64_t nodeid)
+{
+	return (nodeid & SNAP_DIR_BIT) != 0;
+}
+
+static inline uint64_t snap_dir_key(uint64_t nodeid)
+{
+	return (nodeid & ~SNAP_DIR_BIT) >> 3;
+}
+
+static inline uint64_t snap_file_ino(uint64_t key, enum snap_kind kind)
+{
+	return snap_dir_nodeid(key) | (uint64_t)(kind + 1);
+}
+
+struct snap_file {
+	uint64_t nodeid; /* 0 when the field is missing or null */
+	int64_t mtime;	 /* s; when this daemon first saw this content */
+	uint32_t off;	 /* content: arena[off, off + len) */
+	uint32_t len;
+};
+
+struct snap_task {
+	uint64_t key;  /* keyed hash of the id: readdir order, cookie, inode */
+	int64_t mtime; /* s; the task's timestamp */
+	uint32_t id_off, id_len;
+	struct snap_file file[SNAP_NKINDS];
+};
+
+struct snap_node {
+	uint64_t nodeid;
+	uint32_t task; /* index into tasks[] */
+	uint32_t kind;
+};
+
+struct snap_stats {
+	size_t items;	     /* entries in the items array */
+	size_t skipped;	     /* items without a usable id */
+	size_t duplicates;   /* items whose id came earlier */
+	int64_t total_items; /* as the API said, -1 if absent */
+	char examples[160];  /* a few skipped ids, escaped, for the log */
+};
+
+struct snapshot {
+	atomic_uint refs;
+	uint64_t generation; /* set by the cache before publishing */
+	int64_t mtime;	     /* s; root folder: when this listing was first seen */
+	size_t ntasks;
+	struct snap_task *tasks; /* sorted by key */
+	size_t nnodes;
+	struct snap_node *nodes; /* file node ids, sorted */
+	char *arena;
+	size_t arena_len;
+	struct snap_stats stats;
+};
+
+struct snap_ctx {
+	uint64_t hash_key[2];  /* per-mount random key for the id hash */
+	int64_t now;	       /* wall clock, s */
+	uint64_t next_nodeid;  /* file node id allocator; advanced by parse */
+};
+
+extern const char *const snap_file_names[SNAP_NKINDS];
+
+/*
+ * snapshot_parse - build a snapshot from an API answer.  @prev (may be
+ * NULL) lends node ids and mtimes to files whose content did not change.
+ * Returns 0 with *@out holding one reference, or -EINVAL/-ENOMEM/-E2BIG
+ * with a one-line cause in @err.  Pure: no clock, no I/O, no locks.
+ */
+int snapshot_parse(const char *body, size_t len, const struct snapshot *prev,
+		   struct snap_ctx *ctx, struct snapshot **out, char *err, size_t errlen);
+
+struct snapshot *snapshot_get(struct snapshot *s);
+void snapshot_put(struct snapshot *s);
+
+static inline const char *snap_task_id(const struct snapshot *s, const struct snap_task *t)
+{
+	return s->arena + t->id_off;
+}
+
+static inline const char *snap_file_data(const struct snapshot *s, const struct snap_file *f)
+{
+	return s->arena + f->off;
+}
+
+/* snapshot_hash - the 59-bit key of an id under @hash_key */
+uint64_t snapshot_hash(const uint64_t hash_key[2], const char *id, size_t len);
+
+/* lookups: NULL / false when absent */
+const struct snap_task *snapshot_find(const struct snapshot *s, const uint64_t hash_key[2],
+				      const char *name, size_t len);
+const struct snap_task *snapshot_find_key(const struct snapshot *s, uint64_t key);
+bool snapshot_find_node(const struct snapshot *s, uint64_t nodeid, const struct snap_task **task,
+			enum snap_kind *kind);
+/* snapshot_seek - index of the first task whose readdir cookie is > @off */
+size_t snapshot_seek(const struct snapshot *s, uint64_t off);
+/* snapshot_kind - SNAP_* for a file name, or -1 */
+int snapshot_kind(const char *name);
+
+/* snapshot_valid_name - true when @name may be a task folder name */
+bool snapshot_valid_name(const char *name, size_t len);
+
+struct snap_diff_ops {
+	/* the name @name in folder @parent now means something else */
+	void (*entry)(void *arg, uint64_t parent, const char *name, size_t len);
+	/* the attributes or listing of folder @nodeid changed */
+	void (*inode)(void *arg, uint64_t nodeid);
+};
+
+/*
+ * snapshot_diff - report every change from @old to @new through @ops:
+ * each added, removed or changed name, and each folder whose listing or
+ * attributes changed (the root last).  Returns the number of calls.
+ */
+size_t snapshot_diff(const struct snapshot *old, const struct snapshot *new,
+		     const struct snap_diff_ops *ops, void *arg);
+
+/*
+ * snapshot_for_each_gone - call @fn for each file node id of @old that
+ * @new no longer has (its content changed or it went away).
+ */
+void snapshot_for_each_gone(const struct snapshot *old, const struct snapshot *new,
+			    void (*fn)(void *arg, const struct snapshot *old,
+				       const struct snap_node *node),
+			    void *arg);
+
+#endif

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: MIT
+/* config: option parsing and the credentials file. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "config.h"
+
+/* Parse a NULL-terminated argv; returns config_parse's result. */
+static int parse(struct config *cfg, struct fuse_args *args, const char **argv)
+{
+	int argc = 0;
+
+	while (argv[argc])
+		argc++;
+	*args = (struct fuse_args)FUSE_ARGS_INIT(0, NULL);
+	for (int i = 0; i < argc; i++)
+		fuse_opt_add_arg(args, argv[i]);
+	config_init(cfg);
+	return config_parse(args, cfg);
+}
+
+static bool args_have(const struct fuse_args *args, const char *s)
+{
+	for (int i = 0; i < args->argc; i++)
+		if (strstr(args->argv[i], s))
+			return true;
+	return false;
+}
+
+static void test_options(void)
+{
+	struct fuse_args args;
+	struct config cfg;
+
+	{
+		const char *argv[] = { "ingestfs", "/mnt", NULL };
+
+		CHECK(parse(&cfg, &args, argv) == 0);
+		CHECK_STR(cfg.api_url, "https://services.uplynk.com");
+		CHECK_STR(cfg.endpoint, "/api/v4/managed-slicer/ingest-points/tasks");
+		CHECK(cfg.ttl == 30 && cfg.timeout == 10 && cfg.credentials == NULL);
+		CHECK(cfg.max_response == 256u << 20);
+		fuse_opt_free_args(&args);
+		config_free(&cfg);
+	}
+	{
+		const char *argv[] = { "ingestfs", "-f", "-o",
+				       "ttl=0.5,api_url=http://127.0.0.1:8080,allow_other",
+				       "-o", "timeout=2,credentials=/tmp/c", "/mnt", NULL };
+
+		CHECK(parse(&cfg, &args, argv) == 0);
+		CHECK(cfg.ttl == 0.5 && cfg.timeout == 2);
+		CHECK_STR(cfg.api_url, "http://127.0.0.1:8080");
+		CHECK_STR(cfg.credentials, "/tmp/c");
+		/* ours are consumed; libfuse's stay */
+		CHECK(args_have(&args, "allow_other"));
+		CHECK(!args_have(&args, "ttl="));
+		CHECK(!args_have(&args, "api_url="));
+		CHECK(args_have(&args, "-f") && args_have(&args, "/mnt"));
+		fuse_opt_free_args(&args);
+		config_free(&cfg);
+	}
+	{
+		const char *argv[] = { "ingestfs", "--help", NULL };
+
+		CHECK(parse(&cfg, &args, argv) == 0 && cfg.show_help);
+		fuse_opt_free_args(&args);
+		config_free(&cfg);
+	}
+	{
+		const char *argv[] = { "ingestfs", "-V", NULL };
+
+		CHECK(parse(&cfg, &args, argv) == 0 && cfg.show_version);
+		fuse_opt_free_args(&args);
+		config_free(&cfg);
+	}
+	{
+		static const char *const bad[] = {
+			"ttl=abc", "ttl=-1", "ttl=0", "ttl=1e9", "ttl=", "ttl=inf", "ttl=nan",
+			"ttl=0x10", "timeout=0", "timeout=99999", "api_url=ftp://x",
+			"api_url=http://", "api_url=http://u:p@host", "api_url=https://h/?q",
+			"api_url=http://h x", "endpoint=/v4/tasks", "endpoint=/api/x?y",
+			"max_response=12", "max_response=1T", "credentials=",
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			const char *argv[] = { "ingestfs", "-o", bad[i], "/mnt", NULL };
+
+			CHECK(parse(&cfg, &args, argv) < 0);
+			CHECK(cfg.error[0] != '\0');
+			fuse_opt_free_args(&args);
+			config_free(&cfg);
+		}
+	}
+	{
+		const char *argv[] = { "ingestfs", "-o", "max_response=1M,endpoint=/api/v4/x",
+				       "/mnt", NULL };
+
+		CHECK(parse(&cfg, &args, argv) == 0);
+		CHECK(cfg.max_response == 1u << 20);
+		CHECK_STR(cfg.endpoint, "/api/v4/x");
+		fuse_opt_free_args(&args);
+		config_free(&cfg);
+	}
+}
+
+static int cparse(const char *text, struct creds *c, char *err)
+{
+	err[0] = '\0';
+	return creds_parse(text, strlen(text), c, err, 200);
+}
+
+static void test_creds_parse(void)
+{
+	struct creds c;
+	char err[200];
+
+	CHECK(cparse("# comment\n\nuser_id = abc\n  api_key=k3y \n", &c, err) == 0);
+	CHECK_STR(c.user_id, "abc");
+	CHECK_STR(c.api_key, "k3y");
+	CHECK(cparse("user_id = abc\napi_key = k", &c, err) == 0); /* no final newline */
+
+	CHECK(cparse("user_id = abc\n", &c, err) < 0 && strstr(err, "api_key"));
+	CHECK(c.user_id[0] == '\0'); /* wiped on failure */
+	CHECK(cparse("api_key = k\n", &c, err) < 0 && strstr(err, "user_id"));
+	CHECK(cparse("", &c, err) < 0);
+	CHECK(cparse("user_id abc\napi_key = k\n", &c, err) < 0 && strstr(err, "line 1"));
+	CHECK(cparse("user_id = abc\r\napi_key = k\r\n", &c, err) < 0 && strstr(err, "CRLF"));
+	CHECK(cparse("\xef\xbb\xbfuser_id = abc\napi_key = k\n", &c, err) < 0 &&
+	      strstr(err, "byte order mark"));
+	CHECK(cparse("user_id = \"abc\"\napi_key = k\n", &c, err) < 0 && strstr(err, "quoted"));
+	CHECK(cparse("user_id = a\nuser_id = b\napi_key = k\n", &c, err) < 0 &&
+	      strstr(err, "twice"));
+	CHECK(cparse("user_id =\napi_key = k\n", &c, err) < 0 && strstr(err, "empty"));
+	CHECK(cparse("user = a\napi_key = k\n", &c, err) < 0 && strstr(err, "unknown key"));
+	CHECK(cparse("user_id = a b\napi_key = k\n", &c, err) < 0);
+
+	/* errors never echo the secret */
+	CHECK(cparse("user_id = a\napi_key = \"s3cr3t\"\n", &c, err) < 0 && !strstr(err, "s3cr3t"));
+	CHECK(cparse("user_id = a\napi_key = s3cr3t\napi_key = s3cr3t\n", &c, err) < 0 &&
+	      !strstr(err, "s3cr3t"));
+	{
+		char big[2100];
+
+		memset(big, 'x', sizeof(big));
+		memcpy(big, "api_key = ", 10);
+		big[sizeof(big) - 1] = '\0';
+		CHECK(cparse(big, &c, err) < 0 && strstr(err, "longer"));
+	}
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0 || write(fd, text, strlen(text)) < 0)
+		perror(path);
+	close(fd);
+	chmod(path, mode);
+}
+
+static void test_creds_load(void)
+{
+	char dir[] = "/tmp/ingestfs-test-XXXXXX", path[256], err[512];
+	struct creds c;
+
+	if (!mkdtemp(dir)) {
+		CHECK(!"mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/credentials", dir);
+	unsetenv("UPLYNK_USER_ID");
+	unsetenv("UPLYNK_API_KEY");
+
+	CHECK(creds_load(path, &c, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "no credentials") && strstr(err, path));
+
+	write_file(path, "user_id = u1\napi_key = k1\n", 0600);
+	CHECK(creds_load(path, &c, err, sizeof(err)) == 0);
+	CHECK_STR(c.user_id, "u1");
+	CHECK_STR(c.api_key, "k1");
+
+	write_file(path, "user_id = u1\napi_key = k1\n", 0644);
+	CHECK(creds_load(path, &c, err, sizeof(err)) < 0 && strstr(err, "chmod 600"));
+	write_file(path, "user_id = u1\napi_key = k1\n", 0604);
+	CHECK(creds_load(path, &c, err, sizeof(err)) < 0);
+	write_file(path, "user_id = u1\napi_key = k1\n", 0640);
+	CHECK(creds_load(path, &c, err, sizeof(err)) < 0);
+
+	/* both variables win over the file; one alone does not */
+	setenv("UPLYNK_USER_ID", "envuser", 1);
+	CHECK(creds_load(path, &c, err, sizeof(err)) < 0);
+	setenv("UPLYNK_API_KEY", "envkey", 1);
+	CHECK(creds_load(path, &c, err, sizeof(err)) == 0);
+	CHECK_STR(c.user_id, "envuser");
+	CHECK_STR(c.api_key, "envkey");
+	unsetenv("UPLYNK_USER_ID");
+	unsetenv("UPLYNK_API_KEY");
+
+	/* the default path follows XDG_CONFIG_HOME */
+	setenv("XDG_CONFIG_HOME", dir, 1);
+	{
+		char *def = creds_default_path(), want[300];
+
+		snprintf(want, sizeof(want), "%s/ingestfs/credentials", dir);
+		CHECK_STR(def, want);
+		free(def);
+	}
+	unsetenv("XDG_CONFIG_HOME");
+	setenv("HOME", "/home/someone", 1);
+	{
+		char *def = creds_default_path();
+
+		CHECK_STR(def, "/home/someone/.config/ingestfs/credentials");
+		free(def);
+	}
+	unlink(path);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	test_options();
+	test_creds_parse();
+	test_creds_load();
+	return check_done("test_config");
+}

@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: MIT
+/* snapshot: parsing, odd fields, carry-over between versions, diffs. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "snapshot.h"
+
+#define ID1 "5eead8d6-79e3-4a3d-915e-a886199dfde0"
+#define ID2 "7c401e2e-d53f-4b82-9ba2-f89cb00d245a"
+
+static const char seed[] =
+	"{\"@id\": \"/api/v4/managed-slicer/ingest-points/tasks\", \"@type\": \"Collection\","
+	" \"items\": ["
+	"{\"@id\": \"/x/" ID1 "\", \"@type\": \"ReservedEndpointTask\", \"id\": \"" ID1 "\","
+	" \"state\": \"COMPLETED\", \"operation\": \"DELETE\", \"timestamp\": 1664900951},"
+	"{\"@id\": \"/x/" ID2 "\", \"@type\": \"ReservedEndpointTask\", \"id\": \"" ID2 "\","
+	" \"state\": \"COMPLETED\", \"operation\": \"CREATE\", \"timestamp\": 1663974437}"
+	"], \"total_items\": 2}";
+
+static struct snap_ctx ctx = { .hash_key = { 1, 2 }, .now = 1000, .next_nodeid = 16 };
+
+static struct snapshot *parse(const char *json, const struct snapshot *prev)
+{
+	struct snapshot *s = NULL;
+	char err[160] = "";
+
+	if (snapshot_parse(json, strlen(json), prev, &ctx, &s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "parse failed: %s\n", err);
+		return NULL;
+	}
+	return s;
+}
+
+static const char *file_text(const struct snapshot *s, const char *id, enum snap_kind k)
+{
+	static char buf[4096];
+	const struct snap_task *t = snapshot_find(s, ctx.hash_key, id, strlen(id));
+
+	if (!t || !t->file[k].nodeid || t->file[k].len >= sizeof(buf))
+		return NULL;
+	memcpy(buf, snap_file_data(s, &t->file[k]), t->file[k].len);
+	buf[t->file[k].len] = '\0';
+	return buf;
+}
+
+static void test_seed(void)
+{
+	struct snapshot *s = parse(seed, NULL);
+	const struct snap_task *t;
+	const char *raw;
+
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	CHECK(s->ntasks == 2);
+	CHECK(s->stats.items == 2 && s->stats.skipped == 0 && s->stats.total_items == 2);
+	CHECK_STR(file_text(s, ID1, SNAP_STATE), "COMPLETED\n");
+	CHECK_STR(file_text(s, ID1, SNAP_OPERATION), "DELETE\n");
+	CHECK_STR(file_text(s, ID1, SNAP_TIMESTAMP), "1664900951\n");
+	CHECK_STR(file_text(s, ID2, SNAP_OPERATION), "CREATE\n");
+	raw = file_text(s, ID1, SNAP_RAW);
+	CHECK(raw && raw[0] == '{' && strstr(raw, "\"@type\"") && raw[strlen(raw) - 1] == '\n');
+	t = snapshot_find(s, ctx.hash_key, ID1, strlen(ID1));
+	CHECK(t && t->mtime == 1664900951);
+	CHECK(t && t->file[SNAP_STATE].mtime == 1000);
+	CHECK(s->mtime == 1000);
+	CHECK(snapshot_find(s, ctx.hash_key, "nope", 4) == NULL);
+	CHECK(snapshot_find(s, ctx.hash_key, ID1, strlen(ID1) - 1) == NULL);
+	/* sorted by key, node ids unique and indexed */
+	CHECK(s->tasks[0].key < s->tasks[1].key);
+	CHECK(s->nnodes == 8);
+	for (size_t i = 1; i < s->nnodes; i++)
+		CHECK(s->nodes[i - 1].nodeid < s->nodes[i].nodeid);
+	for (size_t i = 0; i < s->nnodes; i++) {
+		const struct snap_task *ft;
+		enum snap_kind k;
+
+		CHECK(snapshot_find_node(s, s->nodes[i].nodeid, &ft, &k));
+		CHECK(ft->file[k].nodeid == s->nodes[i].nodeid);
+	}
+	/* readdir cookies: seek past each task lands on the next */
+	CHECK(snapshot_seek(s, 0) == 0);
+	CHECK(snapshot_seek(s, 2) == 0);
+	CHECK(snapshot_seek(s, s->tasks[0].key + SNAP_DIR_OFFSET) == 1);
+	CHECK(snapshot_seek(s, s->tasks[1].key + SNAP_DIR_OFFSET) == 2);
+	snapshot_put(s);
+}
+
+static void test_odd_fields(void)
+{
+	struct snapshot *s = parse(
+		"{\"items\": ["
+		"{\"id\": \"a\", \"state\": null, \"operation\": 7, \"timestamp\": \"soon\"},"
+		"{\"id\": \"b\", \"state\": {\"x\": [1, true]}, \"timestamp\": 1.5},"
+		"{\"id\": \"c\", \"state\": \"line1\\nline2\", \"timestamp\": 12345678901234},"
+		"{\"id\": \"d\", \"operation\": false, \"unknown\": \"kept\"}"
+		"]}",
+		NULL);
+	const char *raw;
+
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	CHECK(s->ntasks == 4);
+	CHECK(file_text(s, "a", SNAP_STATE) == NULL); /* null: no file */
+	CHECK_STR(file_text(s, "a", SNAP_OPERATION), "7\n");
+	CHECK_STR(file_text(s, "a", SNAP_TIMESTAMP), "soon\n");
+	CHECK_STR(file_text(s, "b", SNAP_STATE), "{\"x\":[1,true]}\n");
+	CHECK(file_text(s, "b", SNAP_OPERATION) == NULL); /* missing: no file */
+	CHECK_STR(file_text(s, "b", SNAP_TIMESTAMP), "1.5\n");
+	CHECK_STR(file_text(s, "c", SNAP_STATE), "line1\nline2\n");
+	CHECK_STR(file_text(s, "c", SNAP_TIMESTAMP), "12345678901234\n");
+	CHECK_STR(file_text(s, "d", SNAP_OPERATION), "false\n");
+	raw = file_text(s, "d", SNAP_RAW);
+	CHECK(raw && strstr(raw, "\"unknown\""));
+	/* a timestamp that is not a number leaves the folder at "now" */
+	CHECK(snapshot_find(s, ctx.hash_key, "a", 1)->mtime == 1000);
+	CHECK(snapshot_find(s, ctx.hash_key, "b", 1)->mtime == 1);
+	snapshot_put(s);
+}
+
+static void test_bad_items(void)
+{
+	struct snapshot *s = parse(
+		"{\"items\": [1, \"x\", null, {\"id\": 5}, {\"id\": \"\"}, {\"id\": \".\"},"
+		"{\"id\": \"..\"}, {\"id\": \".hidden\"}, {\"id\": \"a/b\"}, {\"id\": \"a\\u0001\"},"
+		"{\"state\": \"X\"}, {\"id\": \"\\u00e9t\\u00e9\"}, {\"id\": \"ok\", \"state\": \"first\"},"
+		"{\"id\": \"ok\", \"state\": \"second\"}], \"total_items\": 99}",
+		NULL);
+
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	CHECK(s->ntasks == 2); /* "été" and "ok" */
+	CHECK(s->stats.items == 14);
+	CHECK(s->stats.skipped == 11);
+	CHECK(s->stats.duplicates == 1);
+	CHECK(s->stats.total_items == 99);
+	CHECK_STR(file_text(s, "ok", SNAP_STATE), "first\n");
+	CHECK(snapshot_find(s, ctx.hash_key, "\xc3\xa9t\xc3\xa9", 5) != NULL);
+	CHECK(s->stats.examples[0] != '\0');
+	snapshot_put(s);
+}
+
+static void test_names(void)
+{
+	char longname[300];
+
+	memset(longname, 'a', sizeof(longname));
+	CHECK(snapshot_valid_name("abc", 3));
+	CHECK(snapshot_valid_name(longname, 255));
+	CHECK(!snapshot_valid_name(longname, 256));
+	CHECK(!snapshot_valid_name("", 0));
+	CHECK(!snapshot_valid_name(".", 1));
+	CHECK(!snapshot_valid_name("..", 2));
+	CHECK(!snapshot_valid_name(".x", 2));
+	CHECK(!snapshot_valid_name("a/b", 3));
+	CHECK(!snapshot_valid_name("a\0b", 3));
+	CHECK(!snapshot_valid_name("a\x7f", 2));
+	CHECK(!snapshot_valid_name("\xff", 1));	     /* not UTF-8 */
+	CHECK(!snapshot_valid_name("\xc0\xaf", 2));     /* overlong */
+	CHECK(!snapshot_valid_name("\xed\xa0\x80", 3)); /* surrogate */
+	CHECK(!snapshot_valid_name("\xe2\x82", 2));     /* truncated */
+	CHECK(snapshot_valid_name("\xe2\x82\xac", 3));  /* euro sign */
+	CHECK(snapshot_kind("state") == SNAP_STATE);
+	CHECK(snapshot_kind("raw.json") == SNAP_RAW);
+	CHECK(snapshot_kind("raw") == -1);
+}
+
+static void test_bad_answers(void)
+{
+	static const char *const bad[] = {
+		"", "not json", "<html>oops</html>", "[]", "42", "{\"items\": 3}",
+		"{\"items\": {}}", "{\"total_items\": 0}", "{\"items\": [", "null",
+	};
+	char err[160];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct snapshot *s = NULL;
+
+		err[0] = '\0';
+		CHECK(snapshot_parse(bad[i], strlen(bad[i]), NULL, &ctx, &s, err, sizeof(err)) < 0);
+		CHECK(s == NULL && err[0] != '\0');
+	}
+}
+
+struct diff_log {
+	int entries, inodes, root;
+	char names[512];
+};
+
+static void log_entry(void *arg, uint64_t parent, const char *name, size_t len)
+{
+	struct diff_log *d = arg;
+
+	d->entries++;
+	strncat(d->names, name, len);
+	strcat(d->names, " ");
+}
+
+static void log_inode(void *arg, uint64_t nodeid)
+{
+	struct diff_log *d = arg;
+
+	d->inodes++;
+	if (nodeid == SNAP_ROOT_NODEID)
+		d->root++;
+}
+
+static void count_gone(void *arg, const struct snapshot *old, const struct snap_node *n)
+{
+	(*(int *)arg)++;
+}
+
+static void test_versions(void)
+{
+	static const struct snap_diff_ops ops = { log_entry, log_inode };
+	struct snapshot *a, *b, *c;
+	const struct snap_task *ta, *tb;
+	struct diff_log d;
+	int gone = 0;
+
+	ctx.now = 1000;
+	a = parse("{\"items\": [{\"id\": \"x\", \"state\": \"PENDING\", \"timestamp\": 5},"
+		  "{\"id\": \"y\", \"state\": \"PENDING\", \"timestamp\": 6}]}",
+		  NULL);
+	/* nothing changed: same node ids, same mtimes, no diff */
+	ctx.now = 1000; /* same second on purpose */
+	b = parse("{\"items\": [{\"id\": \"y\", \"state\": \"PENDING\", \"timestamp\": 6},"
+		  "{\"id\": \"x\", \"state\": \"PENDING\", \"timestamp\": 5}]}",
+		  a);
+	CHECK(a && b);
+	if (!a || !b)
+		return;
+	memset(&d, 0, sizeof(d));
+	CHECK(snapshot_diff(a, b, &ops, &d) == 0);
+	snapshot_for_each_gone(a, b, count_gone, &gone);
+	CHECK(gone == 0);
+	CHECK(b->mtime == a->mtime);
+
+	/* same-size change in the same second: new node id, later mtime */
+	c = parse("{\"items\": [{\"id\": \"x\", \"state\": \"DELETED\", \"timestamp\": 5},"
+		  "{\"id\": \"z\", \"state\": \"NEW\", \"timestamp\": 7}]}",
+		  b);
+	CHECK(c != NULL);
+	if (!c)
+		goto out;
+	ta = snapshot_find(b, ctx.hash_key, "x", 1);
+	tb = snapshot_find(c, ctx.hash_key, "x", 1);
+	CHECK(ta->file[SNAP_STATE].len == tb->file[SNAP_STATE].len);
+	CHECK(ta->file[SNAP_STATE].nodeid != tb->file[SNAP_STATE].nodeid);
+	CHECK(tb->file[SNAP_STATE].mtime > ta->file[SNAP_STATE].mtime);
+	CHECK(ta->file[SNAP_TIMESTAMP].nodeid == tb->file[SNAP_TIMESTAMP].nodeid);
+	CHECK(c->mtime > b->mtime);
+
+	memset(&d, 0, sizeof(d));
+	snapshot_diff(b, c, &ops, &d);
+	/* x: state and raw.json; y removed; z added; root listing */
+	CHECK(d.entries == 4);
+	CHECK(strstr(d.names, "state ") && strstr(d.names, "raw.json ") &&
+	      strstr(d.names, "y ") && strstr(d.names, "z "));
+	CHECK(d.root == 1 && d.inodes == 1);
+	gone = 0;
+	snapshot_for_each_gone(b, c, count_gone, &gone);
+	CHECK(gone == 2 + 3); /* x's two changed files, y's three */
+	snapshot_put(c);
+out:
+	snapshot_put(a);
+	snapshot_put(b);
+}
+
+int main(void)
+{
+	test_seed();
+	test_odd_fields();
+	test_bad_items();
+	test_names();
+	test_bad_answers();
+	test_versions();
+	return check_done("test_snapshot");
+}
