@@ -23,13 +23,12 @@ struct fs {
 	gid_t gid;
 };
 
-struct fs *fs_new(struct cache *cache, uid_t uid, gid_t gid)
+struct fs *fs_new(uid_t uid, gid_t gid)
 {
 	struct fs *fs = calloc(1, sizeof(*fs));
 
 	if (!fs)
 		return NULL;
-	fs->cache = cache;
 	fs->uid = uid;
 	fs->gid = gid;
 	return fs;
@@ -38,6 +37,11 @@ struct fs *fs_new(struct cache *cache, uid_t uid, gid_t gid)
 void fs_free(struct fs *fs)
 {
 	free(fs);
+}
+
+void fs_set_cache(struct fs *fs, struct cache *cache)
+{
+	fs->cache = cache;
 }
 
 void fs_set_session(struct fs *fs, struct fuse_session *se)

@@ -14,8 +14,10 @@
  */
 struct fs;
 
-/* fs_new - the file system over @cache, files owned by @uid/@gid; NULL on ENOMEM */
-struct fs *fs_new(struct cache *cache, uid_t uid, gid_t gid);
+/* fs_new - a file system whose files are owned by @uid/@gid; NULL on ENOMEM */
+struct fs *fs_new(uid_t uid, gid_t gid);
+/* fs_set_cache - the data it serves; call before mounting */
+void fs_set_cache(struct fs *fs, struct cache *cache);
 void fs_free(struct fs *fs);
 
 /* fs_ops - the operation table; pass the struct fs as userdata */

@@ -37,10 +37,25 @@ void log_msg(int prio, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * libfuse sometimes builds one message from several calls; collect the
+ * pieces until a newline so each message stays one line.
+ */
 static void log_fuse(enum fuse_log_level level, const char *fmt, va_list ap)
 {
+	static __thread char pending[1024];
+	static __thread size_t used;
+	int n;
+
+	n = vsnprintf(pending + used, sizeof(pending) - used, fmt, ap);
+	if (n > 0)
+		used += (size_t)n < sizeof(pending) - used ? (size_t)n : sizeof(pending) - 1 - used;
+	if (used == 0 || (pending[used - 1] != '\n' && used < sizeof(pending) - 1))
+		return;
 	/* fuse_log_level uses syslog's numbering */
-	log_vmsg((int)level, fmt, ap);
+	log_msg((int)level, "%s", pending);
+	used = 0;
+	pending[0] = '\0';
 }
 
 void log_init(bool use_syslog, bool debug)

@@ -93,24 +93,14 @@ static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *opt
 }
 
 /* Mount, serve until unmounted or signalled, and tear down in order. */
-static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *opts,
+static int serve(struct fuse_session *se, struct fs *fs, const struct fuse_cmdline_opts *opts,
 		 struct cache *cache)
 {
-	struct fuse_session *se;
 	struct cache_notify notify;
-	struct fs *fs;
 	int ret = EXIT_FAIL, loop;
 
-	fs = fs_new(cache, getuid(), getgid());
-	if (!fs)
-		return EXIT_FAIL;
-	se = fuse_session_new(args, fs_ops(), sizeof(*fs_ops()), fs);
-	if (!se) {
-		ret = EXIT_USAGE; /* libfuse has said which option it did not know */
-		goto out_free_fs;
-	}
 	if (fuse_set_signal_handlers(se) < 0 || install_sighup(cache) < 0)
-		goto out_destroy;
+		return EXIT_FAIL;
 	if (fuse_session_mount(se, opts->mountpoint) < 0)
 		goto out_signals;
 	if (fuse_daemonize(opts->foreground) < 0)
@@ -136,10 +126,6 @@ out_unmount:
 out_signals:
 	fuse_remove_signal_handlers(se);
 	hup_cache = NULL;
-out_destroy:
-	fuse_session_destroy(se);
-out_free_fs:
-	fs_free(fs);
 	return ret;
 }
 
@@ -149,7 +135,9 @@ int main(int argc, char *argv[])
 	struct fuse_cmdline_opts opts;
 	struct config cfg;
 	struct creds creds;
+	struct fuse_session *se;
 	struct cache *cache;
+	struct fs *fs;
 	char err[512];
 	int ret = EXIT_USAGE;
 
@@ -184,15 +172,23 @@ int main(int argc, char *argv[])
 		goto out_free_args;
 	log_init(false, opts.debug);
 
+	fs = fs_new(getuid(), getgid());
+	if (!fs)
+		goto out_free_args;
+	/* libfuse checks its options here, before credentials or network */
+	se = fuse_session_new(&args, fs_ops(), sizeof(*fs_ops()), fs);
+	if (!se)
+		goto out_fs; /* a usage error: libfuse has said which option */
+
 	ret = EXIT_FAIL;
 	if (creds_load(cfg.credentials, &creds, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ingestfs: %s\n", err);
-		goto out_free_args;
+		goto out_session;
 	}
 	if (http_global_init() < 0) {
 		fprintf(stderr, "ingestfs: cannot initialise libcurl\n");
 		creds_wipe(&creds);
-		goto out_free_args;
+		goto out_session;
 	}
 	cache = cache_new(&cfg, &creds);
 	creds_wipe(&creds);
@@ -200,17 +196,22 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "ingestfs: out of memory\n");
 		goto out_http;
 	}
+	fs_set_cache(fs, cache);
 	/* the first fetch comes before mounting, so a bad start mounts nothing */
 	if (cache_first_fetch(cache, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ingestfs: %s\n", err);
 		goto out_cache;
 	}
-	ret = serve(&args, &opts, cache);
+	ret = serve(se, fs, &opts, cache);
 
 out_cache:
 	cache_free(cache);
 out_http:
 	http_global_cleanup();
+out_session:
+	fuse_session_destroy(se);
+out_fs:
+	fs_free(fs);
 out_free_args:
 	free(opts.mountpoint);
 	fuse_opt_free_args(&args);

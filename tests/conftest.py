@@ -1,0 +1,176 @@
+# SPDX-License-Identifier: MIT
+"""Fixtures for the integration tests: the API simulator and real mounts.
+
+Every mount lives under pytest's tmp_path and is unmounted in teardown,
+also when the test fails.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import simctl  # noqa: E402
+
+ROOT = os.environ.get("INGESTFS_SOURCE_ROOT", os.path.dirname(HERE))
+BIN = os.environ.get("INGESTFS_BIN", os.path.join(ROOT, "build", "ingestfs"))
+
+
+def clean_env(**extra):
+    """The environment for ingestfs: no proxies, no stray credentials."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.lower().endswith("_proxy") and not k.startswith("UPLYNK_")}
+    env.update(extra)
+    return env
+
+
+def wait_for(pred, timeout, interval=0.05):
+    """Poll pred() until true or timeout seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+def is_mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == path for line in f)
+
+
+class Mount:
+    """One ingestfs process in the foreground (-f) on tmp/mnt."""
+
+    def __init__(self, tmp_path, sim, ttl=0.5):
+        self.tmp = tmp_path
+        self.sim = sim
+        self.ttl = ttl
+        self.path = str(tmp_path / "mnt")
+        os.makedirs(self.path, exist_ok=True)
+        self.creds = str(tmp_path / "credentials")
+        simctl.write_credentials(self.creds, sim.user, sim.key)
+        self.stderr_path = str(tmp_path / "ingestfs.stderr")
+        self.proc = None
+
+    def argv(self, opts=None, foreground=True):
+        o = "api_url=%s,ttl=%s,credentials=%s" % (self.sim.url, self.ttl, self.creds)
+        if opts:
+            o += "," + opts
+        return [BIN] + (["-f"] if foreground else []) + ["-o", o, self.path]
+
+    def start(self, opts=None, env=None):
+        """Start in the foreground and wait until the mount is there."""
+        self._err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(self.argv(opts), stdin=subprocess.DEVNULL,
+                                     stdout=self._err, stderr=self._err,
+                                     env=env or clean_env())
+        ok = wait_for(lambda: is_mounted(self.path) or self.proc.poll() is not None, 15)
+        if not is_mounted(self.path):
+            self.stop()
+            raise AssertionError("ingestfs did not mount: rc=%s stderr=%r"
+                                 % (self.proc.returncode, self.stderr()))
+        return ok
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def p(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    def status(self):
+        with open(self.p(".status")) as f:
+            return dict(line.split(": ", 1) for line in f.read().splitlines())
+
+    def wait_generation(self, n, timeout=10):
+        """Wait until .status says at least n snapshots were swapped in."""
+        return wait_for(lambda: int(self.status()["generation"]) >= n, timeout)
+
+    def unmount(self):
+        if is_mounted(self.path):
+            subprocess.run(["fusermount3", "-u", self.path], check=False,
+                           stderr=subprocess.DEVNULL)
+            if is_mounted(self.path):
+                subprocess.run(["fusermount3", "-u", "-z", self.path], check=False,
+                               stderr=subprocess.DEVNULL)
+
+    def stop(self):
+        """Unmount and reap; returns the exit code."""
+        self.unmount()
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+        finally:
+            self._err.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.path.exists("/dev/fuse") and shutil.which("fusermount3"):
+        return
+    skip = pytest.mark.skip(reason="FUSE unavailable: no /dev/fuse or fusermount3")
+    for item in items:
+        if {"mount", "new_mount"} & set(item.fixturenames):
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def sim(tmp_path):
+    s = simctl.Sim(tmp_path / "sim")
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def mount(tmp_path, sim):
+    """A started mount of the default eight tasks, ttl=0.5."""
+    assert os.path.exists(BIN), "build ingestfs first: %s" % BIN
+    m = Mount(tmp_path, sim)
+    m.start()
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def new_mount(tmp_path, sim):
+    """A factory for mounts the test starts itself; all stopped at teardown."""
+    made = []
+
+    def make(ttl=0.5, sub="m"):
+        base = tmp_path / ("%s%d" % (sub, len(made)))
+        base.mkdir()
+        m = Mount(base, sim, ttl=ttl)
+        made.append(m)
+        return m
+
+    yield make
+    for m in made:
+        if m.proc is not None:
+            m.stop()
+        else:
+            m.unmount()
+
+
+def run_ingestfs(args, env=None, timeout=30):
+    return subprocess.run([BIN] + args, stdin=subprocess.DEVNULL, capture_output=True,
+                          env=env or clean_env(), timeout=timeout)
+
+
+def terminate(proc, sig=signal.SIGTERM, timeout=15):
+    proc.send_signal(sig)
+    return proc.wait(timeout=timeout)
