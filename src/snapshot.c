@@ -228,28 +228,163 @@ static void note_skipped(struct snap_stats *st, const cJSON *item, const char *w
 		note_example(st, why, strlen(why));
 }
 
+/* ---- JSON text: our own printer, so numbers and layout are predictable ---- */
+
+struct sbuf {
+	char *buf;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *nb;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		nb = realloc(b->buf, cap);
+		if (!nb) {
+			b->oom = true;
+			return;
+		}
+		b->buf = nb;
+		b->cap = cap;
+	}
+	memcpy(b->buf + b->len, s, n);
+	b->len += n;
+	b->buf[b->len] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+static void json_number(struct sbuf *b, double d)
+{
+	char num[64];
+
+	/* integers exactly; anything else in the shortest form that round-trips */
+	if (d == floor(d) && fabs(d) < 9007199254740992.0) {
+		snprintf(num, sizeof(num), "%.0f", d);
+	} else {
+		snprintf(num, sizeof(num), "%.15g", d);
+		if (strtod(num, NULL) != d)
+			snprintf(num, sizeof(num), "%.17g", d);
+	}
+	sb_str(b, num);
+}
+
+static void json_string(struct sbuf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run = s;
+
+	sb_put(b, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[7] = "\\u00";
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		sb_put(b, run, (size_t)(s - run));
+		run = s + 1;
+		switch (c) {
+		case '"': sb_put(b, "\\\"", 2); break;
+		case '\\': sb_put(b, "\\\\", 2); break;
+		case '\n': sb_put(b, "\\n", 2); break;
+		case '\t': sb_put(b, "\\t", 2); break;
+		case '\r': sb_put(b, "\\r", 2); break;
+		default:
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			sb_put(b, esc, 6);
+		}
+	}
+	sb_put(b, run, (size_t)(s - run));
+	sb_put(b, "\"", 1);
+}
+
+/* @indent < 0: compact; else pretty with two spaces per level */
+static void json_value(struct sbuf *b, const cJSON *v, int indent)
+{
+	static const char spaces[] = "                                        ";
+	const cJSON *c;
+	bool obj;
+
+	if (cJSON_IsString(v)) {
+		json_string(b, v->valuestring ? v->valuestring : "");
+		return;
+	}
+	if (cJSON_IsNumber(v)) {
+		json_number(b, v->valuedouble);
+		return;
+	}
+	if (cJSON_IsBool(v)) {
+		sb_str(b, cJSON_IsTrue(v) ? "true" : "false");
+		return;
+	}
+	obj = cJSON_IsObject(v);
+	if (!obj && !cJSON_IsArray(v)) {
+		sb_str(b, "null");
+		return;
+	}
+	sb_str(b, obj ? "{" : "[");
+	for (c = v->child; c; c = c->next) {
+		if (indent >= 0) {
+			int n = 2 * (indent + 1);
+
+			sb_str(b, "\n");
+			/* deep nesting is flattened rather than indented without end */
+			sb_put(b, spaces, (size_t)(n < 40 ? n : 40));
+		}
+		if (obj) {
+			json_string(b, c->string ? c->string : "");
+			sb_str(b, indent >= 0 ? ": " : ":");
+		}
+		json_value(b, c, indent >= 0 ? indent + 1 : -1);
+		if (c->next)
+			sb_str(b, ",");
+	}
+	if (indent >= 0 && v->child) {
+		int n = 2 * indent;
+
+		sb_str(b, "\n");
+		sb_put(b, spaces, (size_t)(n < 40 ? n : 40));
+	}
+	sb_str(b, obj ? "}" : "]");
+}
+
+/* json_print - malloc'd JSON text of @v, pretty or compact; NULL on ENOMEM */
+static char *json_print(const cJSON *v, bool pretty)
+{
+	struct sbuf b = { 0 };
+
+	json_value(&b, v, pretty ? 0 : -1);
+	if (b.oom || !b.buf) {
+		free(b.buf);
+		return NULL;
+	}
+	return b.buf;
+}
+
 /*
  * The text of a field's file: a string as it is, anything else as its JSON
  * text; NULL (no file) for missing and null.  Sets *@must_free.
  */
-static const char *field_text(const cJSON *v, char *numbuf, size_t numlen, bool *must_free)
+static const char *field_text(const cJSON *v, bool *must_free)
 {
 	*must_free = false;
 	if (!v || cJSON_IsNull(v))
 		return NULL;
 	if (cJSON_IsString(v))
 		return v->valuestring ? v->valuestring : "";
-	if (cJSON_IsNumber(v)) {
-		double d = v->valuedouble;
-
-		/* integers print exactly; cJSON's %g would cut long ones */
-		if (d == floor(d) && fabs(d) < 9007199254740992.0) {
-			snprintf(numbuf, numlen, "%.0f", d);
-			return numbuf;
-		}
-	}
 	*must_free = true;
-	return cJSON_PrintUnformatted(v);
+	return json_print(v, false);
 }
 
 static int64_t task_mtime(const cJSON *item, int64_t fallback)
@@ -318,7 +453,6 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 {
 	static const char *const fields[SNAP_RAW] = { "state", "operation", "timestamp" };
 	const struct snap_task *pt = prev_task(prev, p);
-	char numbuf[64];
 	int64_t off;
 	int ret = 0;
 
@@ -334,7 +468,7 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 	for (int k = 0; k < SNAP_RAW && ret == 0; k++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(p->item, fields[k]);
 		bool must_free;
-		const char *text = field_text(v, numbuf, sizeof(numbuf), &must_free);
+		const char *text = field_text(v, &must_free);
 
 		if (!text) {
 			if (must_free)
@@ -344,16 +478,16 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 		ret = build_file(a, ctx, prev, pt, &t->file[k], (enum snap_kind)k, text,
 				 strlen(text));
 		if (must_free)
-			cJSON_free((void *)text);
+			free((void *)text);
 	}
 	if (ret == 0) {
-		char *raw = cJSON_Print(p->item);
+		char *raw = json_print(p->item, true);
 
 		if (!raw)
 			return -ENOMEM;
 		ret = build_file(a, ctx, prev, pt, &t->file[SNAP_RAW], SNAP_RAW, raw,
 				 strlen(raw));
-		cJSON_free(raw);
+		free(raw);
 	}
 	return ret;
 }

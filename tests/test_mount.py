@@ -49,8 +49,9 @@ def test_contents_sizes_and_modes(mount):
             assert st.st_blocks == (st.st_size + 511) // 512
         with open(mount.p(i, "raw.json"), "rb") as f:
             raw = f.read()
-        assert raw.endswith(b"}\n") and b"\n\t" in raw  # pretty-printed
-        assert json.loads(raw) == simctl.make_item(i, state, op, ts)
+        item = simctl.make_item(i, state, op, ts)
+        # pretty-printed exactly as json.dumps(indent=2) would, plus a newline
+        assert raw == (json.dumps(item, indent=2, ensure_ascii=False) + "\n").encode()
         assert os.stat(mount.p(i, "raw.json")).st_size == len(raw)
 
 

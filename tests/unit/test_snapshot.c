@@ -60,7 +60,14 @@ static void test_seed(void)
 	CHECK_STR(file_text(s, ID1, SNAP_TIMESTAMP), "1664900951\n");
 	CHECK_STR(file_text(s, ID2, SNAP_OPERATION), "CREATE\n");
 	raw = file_text(s, ID1, SNAP_RAW);
-	CHECK(raw && raw[0] == '{' && strstr(raw, "\"@type\"") && raw[strlen(raw) - 1] == '\n');
+	CHECK_STR(raw, "{\n"
+		       "  \"@id\": \"/x/" ID1 "\",\n"
+		       "  \"@type\": \"ReservedEndpointTask\",\n"
+		       "  \"id\": \"" ID1 "\",\n"
+		       "  \"state\": \"COMPLETED\",\n"
+		       "  \"operation\": \"DELETE\",\n"
+		       "  \"timestamp\": 1664900951\n"
+		       "}\n");
 	t = snapshot_find(s, ctx.hash_key, ID1, strlen(ID1));
 	CHECK(t && t->mtime == 1664900951);
 	CHECK(t && t->file[SNAP_STATE].mtime == 1000);
@@ -113,7 +120,10 @@ static void test_odd_fields(void)
 	CHECK_STR(file_text(s, "c", SNAP_TIMESTAMP), "12345678901234\n");
 	CHECK_STR(file_text(s, "d", SNAP_OPERATION), "false\n");
 	raw = file_text(s, "d", SNAP_RAW);
-	CHECK(raw && strstr(raw, "\"unknown\""));
+	CHECK_STR(raw, "{\n  \"id\": \"d\",\n  \"operation\": false,\n  \"unknown\": \"kept\"\n}\n");
+	raw = file_text(s, "b", SNAP_RAW);
+	CHECK_STR(raw, "{\n  \"id\": \"b\",\n  \"state\": {\n    \"x\": [\n      1,\n      true\n"
+		       "    ]\n  },\n  \"timestamp\": 1.5\n}\n");
 	/* a timestamp that is not a number leaves the folder at "now" */
 	CHECK(snapshot_find(s, ctx.hash_key, "a", 1)->mtime == 1000);
 	CHECK(snapshot_find(s, ctx.hash_key, "b", 1)->mtime == 1);

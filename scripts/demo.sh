@@ -1,0 +1,56 @@
+#!/bin/bash
+# Build ingestfs and mount it against the bundled API simulator, then show
+# what an operator sees.  Installs missing Debian packages first.
+#   scripts/demo.sh          show, then unmount and clean up
+#   scripts/demo.sh --keep   leave it mounted and say how to stop it
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+KEEP=0
+[ "${1:-}" = "--keep" ] && KEEP=1
+
+scripts/deps.sh
+[ -f build/build.ninja ] || meson setup build >/dev/null
+ninja -C build >/dev/null
+
+WORK=$(mktemp -d /tmp/ingestfs-demo.XXXXXX)
+MNT=$WORK/mnt
+SIM_PID=
+cleanup() {
+	if [ "$KEEP" = 0 ]; then
+		mountpoint -q "$MNT" 2>/dev/null && fusermount3 -u "$MNT"
+		[ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap "exit 130" INT TERM PIPE HUP
+
+# the simulator accepts the documentation's test credentials by default
+/usr/bin/python3 tests/apisim.py --port-file "$WORK/port" &
+SIM_PID=$!
+for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
+PORT=$(cat "$WORK/port")
+umask 077
+cat >"$WORK/credentials" <<CREDS
+user_id = 1234567890abcdefghijklmnopqrstu
+api_key = 1234567890abcdefghijklmnopqrstuvwxyz1234
+CREDS
+mkdir "$MNT"
+
+"$ROOT/build/ingestfs" -o "api_url=http://127.0.0.1:$PORT,credentials=$WORK/credentials,ttl=5" "$MNT"
+
+cd "$MNT"
+run() { echo "\$ $*"; "$@"; echo; }
+run ls -l
+echo "\$ cat */state"; cat */state; echo
+echo "\$ grep -l DELETE */operation"; grep -l DELETE */operation; echo
+run cat 5eead8d6-79e3-4a3d-915e-a886199dfde0/raw.json
+run cat .status
+cd /
+
+if [ "$KEEP" = 1 ]; then
+	echo "mounted at $MNT (simulator pid $SIM_PID on port $PORT)"
+	echo "stop with: fusermount3 -u $MNT; kill $SIM_PID; rm -rf $WORK"
+fi
