@@ -268,8 +268,8 @@ static double backoff_delay(double ttl, unsigned int failures, long retry_after)
 }
 
 /* Fetch and parse; 0 with a new snapshot in *@out, else -errno + @err. */
-static int cache_fetch(struct cache *c, struct snapshot **out, long *retry_after, char *err,
-		       size_t errlen)
+static int cache_fetch(struct cache *c, struct snapshot **out, time_t stamp, long *retry_after,
+		       char *err, size_t errlen)
 {
 	struct api_result res;
 	struct snapshot *prev;
@@ -292,7 +292,7 @@ static int cache_fetch(struct cache *c, struct snapshot **out, long *retry_after
 		snprintf(err, errlen, "%s", res.error);
 		goto out;
 	}
-	c->ctx.now = now;
+	c->ctx.now = stamp ? stamp : now;
 	ret = snapshot_parse(res.resp.body, res.resp.len, prev, &c->ctx, out, perr, sizeof(perr));
 	if (ret < 0)
 		snprintf(err, errlen, "unusable answer: %s", perr);
@@ -319,7 +319,7 @@ static void cache_refresh(struct cache *c)
 	double t0 = mono_now(), delay;
 	int ret;
 
-	ret = cache_fetch(c, &next, &retry_after, err, sizeof(err));
+	ret = cache_fetch(c, &next, 0, &retry_after, err, sizeof(err));
 	if (ret == -ECANCELED)
 		return;
 	if (ret == 0) {
@@ -346,11 +346,12 @@ static void cache_refresh(struct cache *c)
 	}
 
 	pthread_mutex_lock(&c->lock);
-	if (c->failures == 0 || strcmp(c->last_error, err) != 0) {
-		/* one line per change of state, not one per attempt */
+	/* one line when the outage starts, one when it ends: not one per attempt */
+	if (c->failures == 0)
 		log_warn("refresh failed: %s; serving data from %lld s ago", err,
 			 (long long)(time(NULL) - c->last_success));
-	}
+	else if (strcmp(c->last_error, err) != 0)
+		log_debug("refresh still failing, now: %s", err);
 	c->failures++;
 	snprintf(c->last_error, sizeof(c->last_error), "%s", err);
 	delay = backoff_delay(c->ttl, c->failures, retry_after);
@@ -360,16 +361,36 @@ static void cache_refresh(struct cache *c)
 
 int cache_first_fetch(struct cache *c, char *err, size_t errlen)
 {
+	struct timespec now;
 	struct snapshot *s;
 	char why[192];
 	long retry_after;
+	time_t stamp;
 	int ret;
 
-	ret = cache_fetch(c, &s, &retry_after, why, sizeof(why));
+	/*
+	 * The first snapshot's files are stamped with the next whole second,
+	 * and we wait for it: a previous mount served only stamps up to the
+	 * second it started in, so a remount can never show changed content
+	 * with an old file's size and mtime (rsync compares whole seconds).
+	 */
+	clock_gettime(CLOCK_REALTIME, &now);
+	stamp = now.tv_sec + 1;
+	ret = cache_fetch(c, &s, stamp, &retry_after, why, sizeof(why));
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot load tasks from %s%s: %s", c->api_url, c->endpoint,
 			 why);
 		return ret;
+	}
+	for (;;) {
+		struct timespec wait;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (now.tv_sec >= stamp)
+			break;
+		wait.tv_sec = 0;
+		wait.tv_nsec = 1000000000L - now.tv_nsec;
+		nanosleep(&wait, NULL);
 	}
 	cache_publish(c, s);
 	pthread_mutex_lock(&c->lock);

@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: MIT
+"""Faults after mount keep the last good data, cost readers nothing, back off,
+log once, recover by themselves, and never hold an unmount hostage."""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+import simctl
+from conftest import is_mounted, terminate, wait_for
+
+ID0 = simctl.DEFAULT_TASKS[0][0]
+IDS = sorted(t[0] for t in simctl.DEFAULT_TASKS)
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def report(name, value):
+    print("MEASURED %s: %s" % (name, value))
+
+
+def read_latencies(m, n=300):
+    """Time n accesses of cached paths: cat, stat and ls."""
+    lat = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        if i % 3 == 0:
+            assert read(m.p(ID0, "operation")) == "DELETE\n"
+        elif i % 3 == 1:
+            os.stat(m.p(IDS[i % 8], "state"))
+        else:
+            assert sorted(os.listdir(m.path)) == IDS
+        lat.append(time.perf_counter() - t0)
+    lat.sort()
+    return lat[int(len(lat) * 0.99) - 1]
+
+
+FAULTS = {
+    "http500": dict(status=500),
+    "http503": dict(status=503),
+    "http429": dict(status=429, retry_after="1"),
+    "http401": dict(status=401, body='{"@type": "Error", "code": "unauthorized"}',
+                    content_type="application/json"),
+    "http403": dict(status=403),
+    "timeout": dict(delay=3),
+    "hang": dict(hang=True),
+    "html200": dict(status=200, body="<html><body>maintenance</body></html>",
+                    content_type="text/html"),
+    "truncated": dict(truncate=40),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAULTS) + ["not_json", "wrong_shape"])
+def test_fault_keeps_last_good_data(new_mount, kind):
+    m = new_mount(ttl=0.3)
+    m.start(opts="timeout=1")
+    sim = m.sim
+    read(m.p(ID0, "operation"))
+    if kind == "not_json":
+        sim.set_raw(b'{"items": [{"id": "x"', "application/json")
+    elif kind == "wrong_shape":
+        sim.set_raw(b'{"items": {"id": "x"}}', "application/json")
+    else:
+        sim.fault(**FAULTS[kind])
+    assert wait_for(lambda: m.status()["last_error"] != "none", 15), kind
+    st = m.status()
+    assert int(st["consecutive_failures"]) >= 1
+    assert st["tasks"] == "8"
+    p99 = read_latencies(m)
+    report("p99 read latency during %s outage" % kind, "%.2f ms" % (p99 * 1e3))
+    assert p99 < 0.050
+    assert sorted(os.listdir(m.path)) == IDS
+    age1 = int(m.status()["age_seconds"])
+    time.sleep(1.1)
+    assert int(m.status()["age_seconds"]) > age1 or age1 > 0
+    sim.clear_fault()
+    sim.clear_raw()
+    sim.patch(ID0, {"state": "RECOVERED"})
+    assert wait_for(lambda: read(m.p(ID0, "state")) == "RECOVERED\n", 20), kind
+    st = m.status()
+    assert st["last_error"] == "none" and st["consecutive_failures"] == "0"
+    assert m.stop() == 0
+    lines = m.stderr().splitlines()
+    # one line when it broke, one when it recovered
+    assert len(lines) == 2, lines
+    assert "refresh failed" in lines[0] and "recovered" in lines[1]
+    assert sim.key not in m.stderr()
+
+
+def test_backoff_is_exponential_and_capped_by_ttl(new_mount):
+    m = new_mount(ttl=0.2)
+    m.start()
+    sim = m.sim
+    sim.fault(status=503)
+    assert wait_for(lambda: m.status()["last_error"] != "none", 5)
+    r0 = sim.requests()
+    time.sleep(4)
+    n = sim.requests() - r0
+    # without backoff: 20 requests in 4 s; with 0.2, 0.4, 0.8, 1.6, 3.2 s: at most 4
+    report("requests in 4 s of outage at ttl 0.2", n)
+    assert 1 <= n <= 4
+    st = m.status()
+    assert int(st["consecutive_failures"]) >= 3
+    assert st["next_attempt"].endswith("Z")
+
+
+def test_retry_after_is_honoured(new_mount):
+    m = new_mount(ttl=0.2)
+    m.start()
+    sim = m.sim
+    sim.fault(status=429, retry_after="3", count=1)
+    assert wait_for(lambda: "429" in m.status()["last_error"], 5)
+    t0 = time.monotonic()
+    r0 = sim.requests()
+    assert wait_for(lambda: sim.requests() > r0, 6, interval=0.02)
+    waited = time.monotonic() - t0
+    report("wait after Retry-After: 3", "%.2f s" % waited)
+    assert waited >= 2.5
+    assert wait_for(lambda: m.status()["last_error"] == "none", 5)
+
+
+@pytest.mark.parametrize("how", ["fusermount", "sigterm"])
+def test_unmount_while_request_hangs(new_mount, how):
+    m = new_mount(ttl=0.2)
+    m.start(opts="timeout=5")
+    sim = m.sim
+    r0 = sim.requests()
+    sim.fault(hang=True)
+    assert wait_for(lambda: sim.requests() > r0, 5)  # a request is now hanging
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    if how == "fusermount":
+        subprocess.run(["fusermount3", "-u", m.path], check=True)
+        rc = m.proc.wait(timeout=10)
+    else:
+        rc = terminate(m.proc, signal.SIGTERM, timeout=10)
+    took = time.monotonic() - t0
+    report("exit after %s during a hanging request (timeout 5)" % how, "%.2f s" % took)
+    assert rc == 0 and not is_mounted(m.path)
+    assert took < 5 + 1
+    sim.clear_fault()
