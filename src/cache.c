@@ -40,6 +40,9 @@ struct cache {
 
 	/* refresher thread only */
 	struct snap_ctx ctx;
+	size_t warned_skipped;	  /* what the last warnings said */
+	size_t warned_duplicates;
+	int64_t warned_total;	  /* -1: no mismatch warned */
 
 	pthread_mutex_t lock;
 	/* under lock */
@@ -93,6 +96,7 @@ struct cache *cache_new(const struct config *cfg, const struct creds *creds)
 	}
 	memcpy(c->ctx.hash_key, c->hash_key, sizeof(c->hash_key));
 	c->ctx.next_nodeid = SNAP_FIRST_FILE_NODEID;
+	c->warned_total = -1;
 	return c;
 
 out_free:
@@ -302,13 +306,27 @@ out:
 	return ret;
 }
 
-static void log_snapshot_warnings(const struct snapshot *s)
+static bool total_mismatch(const struct snapshot *s)
 {
-	if (s->stats.skipped)
-		log_warn("skipped %zu item(s) without a usable id, e.g. %s", s->stats.skipped,
-			 s->stats.examples);
-	if (s->stats.duplicates)
-		log_warn("ignored %zu item(s) repeating an earlier id", s->stats.duplicates);
+	return s->stats.total_items >= 0 && (size_t)s->stats.total_items != s->stats.items;
+}
+
+/* Log odd answers once per change, not on every refresh. */
+static void log_snapshot_warnings(struct cache *c, const struct snapshot *s)
+{
+	const struct snap_stats *st = &s->stats;
+
+	if (st->skipped && st->skipped != c->warned_skipped)
+		log_warn("skipped %zu item(s) without a usable id, e.g. %s", st->skipped,
+			 st->examples);
+	if (st->duplicates && st->duplicates != c->warned_duplicates)
+		log_warn("ignored %zu item(s) repeating an earlier id", st->duplicates);
+	if (total_mismatch(s) && st->total_items != c->warned_total)
+		log_warn("total_items is %lld but items has %zu; the API may be paging",
+			 (long long)st->total_items, st->items);
+	c->warned_skipped = st->skipped;
+	c->warned_duplicates = st->duplicates;
+	c->warned_total = total_mismatch(s) ? st->total_items : -1;
 }
 
 static void cache_refresh(struct cache *c)
@@ -323,15 +341,11 @@ static void cache_refresh(struct cache *c)
 	if (ret == -ECANCELED)
 		return;
 	if (ret == 0) {
-		bool warn = false;
-
 		cache_publish(c, next);
 		pthread_mutex_lock(&c->lock);
 		if (c->failures)
 			log_info("refresh recovered after %u failed attempt(s); %zu tasks",
 				 c->failures, next->ntasks);
-		if (next->stats.skipped != 0 || next->stats.duplicates != 0)
-			warn = true;
 		c->failures = 0;
 		c->last_error[0] = '\0';
 		c->last_success = time(NULL);
@@ -340,8 +354,7 @@ static void cache_refresh(struct cache *c)
 			  next->ntasks, (unsigned long long)next->generation, c->last_changes,
 			  (mono_now() - t0) * 1e3);
 		pthread_mutex_unlock(&c->lock);
-		if (warn)
-			log_snapshot_warnings(next);
+		log_snapshot_warnings(c, next);
 		return;
 	}
 
@@ -397,7 +410,7 @@ int cache_first_fetch(struct cache *c, char *err, size_t errlen)
 	c->last_success = time(NULL);
 	c->next_attempt = mono_now() + c->ttl;
 	pthread_mutex_unlock(&c->lock);
-	log_snapshot_warnings(s);
+	log_snapshot_warnings(c, s);
 	return 0;
 }
 
@@ -491,10 +504,14 @@ static void fmt_time(char *buf, size_t len, time_t t)
 static int status_render(struct cache *c, char *buf, size_t len)
 {
 	const struct snapshot *s = c->current;
-	char succ[32], att[32], next[32];
+	char succ[32], att[32], next[32], warning[96] = "none";
 	time_t now = time(NULL);
 	double until = c->next_attempt - mono_now();
 
+	if (s && total_mismatch(s))
+		snprintf(warning, sizeof(warning),
+			 "total_items is %lld but items has %zu (paging?)",
+			 (long long)s->stats.total_items, s->stats.items);
 	fmt_time(succ, sizeof(succ), c->last_success);
 	fmt_time(att, sizeof(att), c->last_attempt);
 	fmt_time(next, sizeof(next), now + (time_t)ceil(until > 0 ? until : 0));
@@ -515,6 +532,7 @@ static int status_render(struct cache *c, char *buf, size_t len)
 			"total_items: %lld\n"
 			"skipped_items: %zu\n"
 			"duplicate_ids: %zu\n"
+			"warning: %s\n"
 			"retained_versions: %zu\n",
 			c->api_url, c->endpoint, c->ttl, s ? s->ntasks : 0,
 			(unsigned long long)c->generation, (unsigned long long)c->requests, succ,
@@ -522,7 +540,7 @@ static int status_render(struct cache *c, char *buf, size_t len)
 			c->last_error[0] ? c->last_error : "none", c->failures,
 			c->started ? next : "never", s ? s->stats.items : 0,
 			(long long)(s ? s->stats.total_items : -1), s ? s->stats.skipped : 0,
-			s ? s->stats.duplicates : 0, nodes_blobs(c->nodes));
+			s ? s->stats.duplicates : 0, warning, nodes_blobs(c->nodes));
 }
 
 struct blob *cache_status_blob(struct cache *c, uint64_t *nodeid)

@@ -228,6 +228,81 @@ static void note_skipped(struct snap_stats *st, const cJSON *item, const char *w
 		note_example(st, why, strlen(why));
 }
 
+/* ---- numbers exactly as sent ---- */
+
+/*
+ * cJSON keeps numbers only as doubles, which would round a large integer
+ * timestamp.  So the raw text of every number token is recorded, in
+ * document order, and each number node's otherwise unused valueint is set
+ * to its token's index by a walk in the same order (cJSON keeps member and
+ * element order, duplicates included).
+ */
+struct numtok {
+	uint32_t off, len;
+};
+
+struct numtoks {
+	const char *body;
+	struct numtok *v;
+	size_t n;
+};
+
+static int scan_numbers(const char *body, size_t len, struct numtoks *nt)
+{
+	size_t i = 0, cap = 0;
+
+	nt->body = body;
+	nt->v = NULL;
+	nt->n = 0;
+	if (len > UINT32_MAX)
+		return -E2BIG;
+	while (i < len) {
+		char c = body[i];
+
+		if (c == '"') {
+			for (i++; i < len && body[i] != '"'; i++)
+				if (body[i] == '\\')
+					i++;
+			i++;
+		} else if (c == '-' || (c >= '0' && c <= '9')) {
+			size_t start = i;
+
+			while (i < len && (strchr("0123456789+-.eE", body[i]) && body[i] != '\0'))
+				i++;
+			if (nt->n == cap) {
+				struct numtok *v;
+
+				cap = cap ? cap * 2 : 1024;
+				v = realloc(nt->v, cap * sizeof(*v));
+				if (!v)
+					return -ENOMEM;
+				nt->v = v;
+			}
+			nt->v[nt->n].off = (uint32_t)start;
+			nt->v[nt->n].len = (uint32_t)(i - start);
+			nt->n++;
+		} else {
+			i++;
+		}
+	}
+	return 0;
+}
+
+/* Number the number nodes in document order; false if the counts disagree. */
+static bool index_numbers(cJSON *v, size_t *next, size_t ntok)
+{
+	for (; v; v = v->next) {
+		if (cJSON_IsNumber(v)) {
+			if (*next >= ntok || *next > INT32_MAX)
+				return false;
+			v->valueint = (int)(*next)++;
+		}
+		if (v->child && !index_numbers(v->child, next, ntok))
+			return false;
+	}
+	return true;
+}
+
 /* ---- JSON text: our own printer, so numbers and layout are predictable ---- */
 
 struct sbuf {
@@ -264,9 +339,17 @@ static void sb_str(struct sbuf *b, const char *s)
 	sb_put(b, s, strlen(s));
 }
 
-static void json_number(struct sbuf *b, double d)
+static void json_number(struct sbuf *b, const cJSON *v, const struct numtoks *nt)
 {
+	double d = v->valuedouble;
 	char num[64];
+
+	if (nt && nt->v && v->valueint >= 0 && (size_t)v->valueint < nt->n) {
+		const struct numtok *t = &nt->v[v->valueint];
+
+		sb_put(b, nt->body + t->off, t->len);
+		return;
+	}
 
 	/* integers exactly; anything else in the shortest form that round-trips */
 	if (d == floor(d) && fabs(d) < 9007199254740992.0) {
@@ -310,7 +393,7 @@ static void json_string(struct sbuf *b, const char *s)
 }
 
 /* @indent < 0: compact; else pretty with two spaces per level */
-static void json_value(struct sbuf *b, const cJSON *v, int indent)
+static void json_value(struct sbuf *b, const cJSON *v, int indent, const struct numtoks *nt)
 {
 	static const char spaces[] = "                                        ";
 	const cJSON *c;
@@ -321,7 +404,7 @@ static void json_value(struct sbuf *b, const cJSON *v, int indent)
 		return;
 	}
 	if (cJSON_IsNumber(v)) {
-		json_number(b, v->valuedouble);
+		json_number(b, v, nt);
 		return;
 	}
 	if (cJSON_IsBool(v)) {
@@ -346,7 +429,7 @@ static void json_value(struct sbuf *b, const cJSON *v, int indent)
 			json_string(b, c->string ? c->string : "");
 			sb_str(b, indent >= 0 ? ": " : ":");
 		}
-		json_value(b, c, indent >= 0 ? indent + 1 : -1);
+		json_value(b, c, indent >= 0 ? indent + 1 : -1, nt);
 		if (c->next)
 			sb_str(b, ",");
 	}
@@ -360,11 +443,11 @@ static void json_value(struct sbuf *b, const cJSON *v, int indent)
 }
 
 /* json_print - malloc'd JSON text of @v, pretty or compact; NULL on ENOMEM */
-static char *json_print(const cJSON *v, bool pretty)
+static char *json_print(const cJSON *v, bool pretty, const struct numtoks *nt)
 {
 	struct sbuf b = { 0 };
 
-	json_value(&b, v, pretty ? 0 : -1);
+	json_value(&b, v, pretty ? 0 : -1, nt);
 	if (b.oom || !b.buf) {
 		free(b.buf);
 		return NULL;
@@ -376,7 +459,7 @@ static char *json_print(const cJSON *v, bool pretty)
  * The text of a field's file: a string as it is, anything else as its JSON
  * text; NULL (no file) for missing and null.  Sets *@must_free.
  */
-static const char *field_text(const cJSON *v, bool *must_free)
+static const char *field_text(const cJSON *v, const struct numtoks *nt, bool *must_free)
 {
 	*must_free = false;
 	if (!v || cJSON_IsNull(v))
@@ -384,7 +467,7 @@ static const char *field_text(const cJSON *v, bool *must_free)
 	if (cJSON_IsString(v))
 		return v->valuestring ? v->valuestring : "";
 	*must_free = true;
-	return json_print(v, false);
+	return json_print(v, false, nt);
 }
 
 static int64_t task_mtime(const cJSON *item, int64_t fallback)
@@ -449,7 +532,7 @@ static int build_file(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 }
 
 static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapshot *prev,
-		      const struct pending *p, struct snap_task *t)
+		      const struct numtoks *nt, const struct pending *p, struct snap_task *t)
 {
 	static const char *const fields[SNAP_RAW] = { "state", "operation", "timestamp" };
 	const struct snap_task *pt = prev_task(prev, p);
@@ -468,7 +551,7 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 	for (int k = 0; k < SNAP_RAW && ret == 0; k++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(p->item, fields[k]);
 		bool must_free;
-		const char *text = field_text(v, &must_free);
+		const char *text = field_text(v, nt, &must_free);
 
 		if (!text) {
 			if (must_free)
@@ -481,7 +564,7 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 			free((void *)text);
 	}
 	if (ret == 0) {
-		char *raw = json_print(p->item, true);
+		char *raw = json_print(p->item, true, nt);
 
 		if (!raw)
 			return -ENOMEM;
@@ -566,6 +649,7 @@ int snapshot_parse(const char *body, size_t len, const struct snapshot *prev,
 		   struct snap_ctx *ctx, struct snapshot **out, char *err, size_t errlen)
 {
 	const cJSON *items, *total;
+	struct numtoks nt = { 0 };
 	struct pending *pend = NULL;
 	struct arena a = { 0 };
 	struct snapshot *s;
@@ -589,13 +673,33 @@ int snapshot_parse(const char *body, size_t len, const struct snapshot *prev,
 		ret = -EINVAL;
 		goto out_free_json;
 	}
+	ret = scan_numbers(body, len, &nt);
+	if (ret < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto out_free_json;
+	}
+	{
+		size_t next = 0;
+
+		if (!index_numbers(root, &next, nt.n)) {
+			/* cannot happen for text cJSON accepted; print doubles then */
+			free(nt.v);
+			nt.v = NULL;
+			nt.n = 0;
+		}
+	}
+	ret = -ENOMEM;
 
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		goto out_nomem;
 	atomic_init(&s->refs, 1);
 	total = cJSON_GetObjectItemCaseSensitive(root, "total_items");
-	s->stats.total_items = cJSON_IsNumber(total) ? (int64_t)total->valuedouble : -1;
+	s->stats.total_items = -1;
+	/* only a plain count is believed; a cast of any other double is undefined */
+	if (cJSON_IsNumber(total) && total->valuedouble >= 0 &&
+	    total->valuedouble <= 9007199254740992.0)
+		s->stats.total_items = (int64_t)total->valuedouble;
 
 	n = (size_t)cJSON_GetArraySize(items);
 	pend = malloc(sizeof(*pend) * (n + 1));
@@ -621,7 +725,7 @@ int snapshot_parse(const char *body, size_t len, const struct snapshot *prev,
 			pend[i] = pend[i - 1];
 			continue;
 		}
-		ret = build_task(&a, ctx, prev, &pend[i], &s->tasks[kept]);
+		ret = build_task(&a, ctx, prev, &nt, &pend[i], &s->tasks[kept]);
 		if (ret < 0) {
 			snprintf(err, errlen, ret == -E2BIG ? "response too large to index"
 							    : "out of memory");
@@ -652,6 +756,7 @@ int snapshot_parse(const char *body, size_t len, const struct snapshot *prev,
 			s->mtime = prev->mtime + 1;
 	}
 	free(pend);
+	free(nt.v);
 	cJSON_Delete(root);
 	*out = s;
 	return 0;
@@ -664,6 +769,7 @@ out_nomem:
 	free(a.buf);
 	free(pend);
 out_free_json:
+	free(nt.v);
 	cJSON_Delete(root);
 	return ret;
 }

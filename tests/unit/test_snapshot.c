@@ -130,6 +130,31 @@ static void test_odd_fields(void)
 	snapshot_put(s);
 }
 
+static void test_exact_numbers(void)
+{
+	struct snapshot *s = parse(
+		"{\"items\": [{\"id\": \"a\", \"timestamp\": 12345678901234567890,"
+		" \"state\": 1.50, \"operation\": -0, \"x\": [1e3, {\"y\": 2E-2}]},"
+		" {\"id\": \"b\", \"note\": \"-12 in a string 3.0\", \"timestamp\": 9007199254740993}"
+		"], \"total_items\": 2}",
+		NULL);
+
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	CHECK_STR(file_text(s, "a", SNAP_TIMESTAMP), "12345678901234567890\n");
+	CHECK_STR(file_text(s, "a", SNAP_STATE), "1.50\n");
+	CHECK_STR(file_text(s, "a", SNAP_OPERATION), "-0\n");
+	CHECK_STR(file_text(s, "b", SNAP_TIMESTAMP), "9007199254740993\n");
+	CHECK_STR(file_text(s, "a", SNAP_RAW),
+		  "{\n  \"id\": \"a\",\n  \"timestamp\": 12345678901234567890,\n"
+		  "  \"state\": 1.50,\n  \"operation\": -0,\n  \"x\": [\n    1e3,\n"
+		  "    {\n      \"y\": 2E-2\n    }\n  ]\n}\n");
+	/* mtimes are clamped to what time_t holds */
+	CHECK(snapshot_find(s, ctx.hash_key, "a", 1)->mtime == 1LL << 62);
+	snapshot_put(s);
+}
+
 static void test_bad_items(void)
 {
 	struct snapshot *s = parse(
@@ -284,6 +309,7 @@ int main(void)
 {
 	test_seed();
 	test_odd_fields();
+	test_exact_numbers();
 	test_bad_items();
 	test_names();
 	test_bad_answers();
