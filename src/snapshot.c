@@ -541,7 +541,8 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 
 	memset(t, 0, sizeof(*t));
 	t->key = p->key;
-	t->mtime = task_mtime(p->item, ctx->now);
+	/* without a usable timestamp the folder keeps the time it was first seen */
+	t->mtime = task_mtime(p->item, pt ? pt->mtime : ctx->now);
 	off = arena_add(a, p->id, p->id_len, false);
 	if (off < 0)
 		return (int)off;

@@ -273,6 +273,23 @@ static void test_versions(void)
 	snapshot_for_each_gone(a, b, count_gone, &gone);
 	CHECK(gone == 0);
 	CHECK(b->mtime == a->mtime);
+	snapshot_put(b);
+	/* a task without a timestamp keeps its folder time across refreshes */
+	ctx.now = 1000;
+	c = parse("{\"items\": [{\"id\": \"x\", \"state\": \"PENDING\", \"timestamp\": 5},"
+		  "{\"id\": \"y\", \"state\": \"PENDING\", \"timestamp\": 6},"
+		  "{\"id\": \"nots\"}]}",
+		  a);
+	ctx.now = 2000;
+	b = parse("{\"items\": [{\"id\": \"x\", \"state\": \"PENDING\", \"timestamp\": 5},"
+		  "{\"id\": \"y\", \"state\": \"PENDING\", \"timestamp\": 6},"
+		  "{\"id\": \"nots\"}]}",
+		  c);
+	memset(&d, 0, sizeof(d));
+	CHECK(b && c && snapshot_diff(c, b, &ops, &d) == 0);
+	CHECK(b && snapshot_find(b, ctx.hash_key, "nots", 4)->mtime == 1000);
+	snapshot_put(c);
+	ctx.now = 1000;
 
 	/* same-size change in the same second: new node id, later mtime */
 	c = parse("{\"items\": [{\"id\": \"x\", \"state\": \"DELETED\", \"timestamp\": 5},"
@@ -291,14 +308,14 @@ static void test_versions(void)
 
 	memset(&d, 0, sizeof(d));
 	snapshot_diff(b, c, &ops, &d);
-	/* x: state and raw.json; y removed; z added; root listing */
-	CHECK(d.entries == 4);
+	/* x: state and raw.json; y and nots removed; z added; root listing */
+	CHECK(d.entries == 5);
 	CHECK(strstr(d.names, "state ") && strstr(d.names, "raw.json ") &&
 	      strstr(d.names, "y ") && strstr(d.names, "z "));
 	CHECK(d.root == 1 && d.inodes == 1);
 	gone = 0;
 	snapshot_for_each_gone(b, c, count_gone, &gone);
-	CHECK(gone == 2 + 3); /* x's two changed files, y's three */
+	CHECK(gone == 2 + 3 + 1); /* x's two changed files, y's three, nots' raw.json */
 	snapshot_put(c);
 out:
 	snapshot_put(a);

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+/* libFuzzer: API answer bytes -> snapshot, carry-over, diff, lookups. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snapshot.h"
+
+static void count_entry(void *arg, uint64_t parent, const char *name, size_t len)
+{
+	(*(size_t *)arg)++;
+}
+
+static void count_inode(void *arg, uint64_t nodeid)
+{
+	(*(size_t *)arg)++;
+}
+
+static void count_gone(void *arg, const struct snapshot *old, const struct snap_node *n)
+{
+	(*(size_t *)arg)++;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const struct snap_diff_ops ops = { count_entry, count_inode };
+	struct snap_ctx ctx = { .hash_key = { 7, 11 }, .now = 1700000000, .next_nodeid = 16 };
+	struct snapshot *a = NULL, *b = NULL;
+	size_t calls = 0;
+	char err[160];
+
+	if (snapshot_parse((const char *)data, size, NULL, &ctx, &a, err, sizeof(err)) < 0)
+		return 0;
+	/* the same answer again: nothing may change, no node id may go */
+	ctx.now++;
+	if (snapshot_parse((const char *)data, size, a, &ctx, &b, err, sizeof(err)) < 0)
+		abort();
+	if (snapshot_diff(a, b, &ops, &calls) != 0 || calls != 0)
+		abort();
+	snapshot_for_each_gone(a, b, count_gone, &calls);
+	if (calls != 0 || a->ntasks != b->ntasks || a->nnodes != b->nnodes)
+		abort();
+	for (size_t i = 0; i < b->ntasks; i++) {
+		const struct snap_task *t = &b->tasks[i], *ft;
+		enum snap_kind k;
+
+		if (snapshot_find(b, ctx.hash_key, snap_task_id(b, t), t->id_len) != t)
+			abort();
+		if (!snapshot_valid_name(snap_task_id(b, t), t->id_len))
+			abort();
+		for (int j = 0; j < SNAP_NKINDS; j++) {
+			if (!t->file[j].nodeid)
+				continue;
+			if (!snapshot_find_node(b, t->file[j].nodeid, &ft, &k) || ft != t ||
+			    (int)k != j)
+				abort();
+			if (t->file[j].off + (size_t)t->file[j].len > b->arena_len ||
+			    t->file[j].len == 0 ||
+			    snap_file_data(b, &t->file[j])[t->file[j].len - 1] != '\n')
+				abort();
+		}
+		if (i && b->tasks[i - 1].key >= t->key)
+			abort();
+	}
+	/* and against nothing: every task is an addition */
+	calls = 0;
+	{
+		struct snapshot empty = { .ntasks = 0 };
+
+		snapshot_diff(&empty, b, &ops, &calls);
+		if (b->ntasks && calls != b->ntasks + 1)
+			abort();
+	}
+	snapshot_put(a);
+	snapshot_put(b);
+	return 0;
+}
