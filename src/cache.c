@@ -253,6 +253,22 @@ static void cache_publish(struct cache *c, struct snapshot *next)
 	snapshot_put(old);
 }
 
+int cache_publish_body(struct cache *c, const char *body, size_t len, char *err, size_t errlen)
+{
+	struct snapshot *prev, *next;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	prev = c->current ? snapshot_get(c->current) : NULL;
+	pthread_mutex_unlock(&c->lock);
+	c->ctx.now = time(NULL);
+	ret = snapshot_parse(body, len, prev, &c->ctx, &next, err, errlen);
+	snapshot_put(prev);
+	if (ret == 0)
+		cache_publish(c, next);
+	return ret;
+}
+
 /* ---- one refresh ---- */
 
 static double backoff_delay(double ttl, unsigned int failures, long retry_after)

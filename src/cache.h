@@ -42,6 +42,14 @@ int cache_first_fetch(struct cache *c, char *err, size_t errlen);
 int cache_start(struct cache *c, const struct cache_notify *n);
 void cache_stop(struct cache *c);
 
+/*
+ * cache_publish_body - parse @body as an API answer and swap it in as if a
+ * refresh had fetched it (kernel notifications included once started).
+ * For tests and benchmarks that exercise the cache without a network.
+ * Call from one thread at a time.  0 or -errno + @err.
+ */
+int cache_publish_body(struct cache *c, const char *body, size_t len, char *err, size_t errlen);
+
 /* cache_refresh_now - ask for a refresh now; async-signal-safe */
 void cache_refresh_now(struct cache *c);
 
