@@ -1,13 +1,15 @@
 #!/bin/sh
-# Install the Debian 12 packages ingestfs needs to build, test and run its
-# demo, but only those that are missing.  Run as root (or with sudo).
+# Install the Debian 12 packages ingestfs needs, but only those missing.
+# Run as root (or with sudo).
+#   scripts/deps.sh         build, test and run the demo
+#   scripts/deps.sh extra   also clang, its sanitizer and fuzzer runtimes, valgrind
 set -eu
 
 PKGS="meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3
       libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev
       python3 python3-pytest rsync tar diffutils findutils grep procps
       groff-base ca-certificates"
-[ "${INGESTFS_EXTRA_PKGS:-}" ] && PKGS="$PKGS $INGESTFS_EXTRA_PKGS"
+[ "${1:-}" = extra ] && PKGS="$PKGS clang libclang-rt-14-dev llvm valgrind"
 
 missing=""
 for p in $PKGS; do
