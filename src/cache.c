@@ -253,7 +253,7 @@ static void cache_publish(struct cache *c, struct snapshot *next)
 	snapshot_put(old);
 }
 
-int cache_publish_body(struct cache *c, const char *body, size_t len, char *err, size_t errlen)
+int cache_publish_body(struct cache *c, char *body, size_t len, char *err, size_t errlen)
 {
 	struct snapshot *prev, *next;
 	int ret;

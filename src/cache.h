@@ -48,7 +48,7 @@ void cache_stop(struct cache *c);
  * For tests and benchmarks that exercise the cache without a network.
  * Call from one thread at a time.  0 or -errno + @err.
  */
-int cache_publish_body(struct cache *c, const char *body, size_t len, char *err, size_t errlen);
+int cache_publish_body(struct cache *c, char *body, size_t len, char *err, size_t errlen);
 
 /* cache_refresh_now - ask for a refresh now; async-signal-safe */
 void cache_refresh_now(struct cache *c);

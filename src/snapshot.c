@@ -228,6 +228,67 @@ static void note_skipped(struct snap_stats *st, const cJSON *item, const char *w
 		note_example(st, why, strlen(why));
 }
 
+/* ---- escapes cJSON would refuse ---- */
+
+static int hex4(const char *p)
+{
+	int v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/*
+ * cJSON rejects a whole answer for one lone UTF-16 surrogate escape and
+ * silently cuts a string at \u0000.  Rewrite both, in place and at the
+ * same length, to \u0001: one odd item can then not block every update,
+ * and an id holding either is refused as a control character instead of
+ * turning into some other, valid name.
+ */
+static void fix_escapes(char *b, size_t len)
+{
+	bool in_string = false;
+
+	for (size_t i = 0; i < len; i++) {
+		int v, lo;
+
+		if (!in_string) {
+			in_string = b[i] == '"';
+			continue;
+		}
+		if (b[i] == '"') {
+			in_string = false;
+			continue;
+		}
+		if (b[i] != '\\' || i + 1 >= len)
+			continue;
+		if (b[i + 1] != 'u' || i + 6 > len || (v = hex4(b + i + 2)) < 0) {
+			i++; /* some other escape: skip its second character */
+			continue;
+		}
+		if (v >= 0xd800 && v <= 0xdbff && i + 12 <= len && b[i + 6] == '\\' &&
+		    b[i + 7] == 'u' && (lo = hex4(b + i + 8)) >= 0xdc00 && lo <= 0xdfff) {
+			i += 11; /* a proper pair */
+			continue;
+		}
+		if ((v >= 0xd800 && v <= 0xdfff) || v == 0)
+			memcpy(b + i + 2, "0001", 4);
+		i += 5;
+	}
+}
+
 /* ---- numbers exactly as sent ---- */
 
 /*
@@ -646,8 +707,8 @@ static int build_nodes(struct snapshot *s)
 	return 0;
 }
 
-int snapshot_parse(const char *body, size_t len, const struct snapshot *prev,
-		   struct snap_ctx *ctx, struct snapshot **out, char *err, size_t errlen)
+int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct snap_ctx *ctx,
+		   struct snapshot **out, char *err, size_t errlen)
 {
 	const cJSON *items, *total;
 	struct numtoks nt = { 0 };
@@ -658,6 +719,7 @@ int snapshot_parse(const char *body, size_t len, const struct snapshot *prev,
 	size_t n, kept = 0;
 	int ret = -ENOMEM;
 
+	fix_escapes(body, len);
 	root = cJSON_ParseWithLength(body, len);
 	if (!root) {
 		snprintf(err, errlen, "response is not valid JSON");

@@ -105,11 +105,13 @@ extern const char *const snap_file_names[SNAP_NKINDS];
 /*
  * snapshot_parse - build a snapshot from an API answer.  @prev (may be
  * NULL) lends node ids and mtimes to files whose content did not change.
- * Returns 0 with *@out holding one reference, or -EINVAL/-ENOMEM/-E2BIG
- * with a one-line cause in @err.  Pure: no clock, no I/O, no locks.
+ * @body may be rewritten in place (same length): escapes cJSON cannot take
+ * (lone surrogates, \u0000) are replaced first.  Returns 0 with *@out
+ * holding one reference, or -EINVAL/-ENOMEM/-E2BIG with a one-line cause in
+ * @err.  Pure: no clock, no I/O, no locks.
  */
-int snapshot_parse(const char *body, size_t len, const struct snapshot *prev,
-		   struct snap_ctx *ctx, struct snapshot **out, char *err, size_t errlen);
+int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct snap_ctx *ctx,
+		   struct snapshot **out, char *err, size_t errlen);
 
 struct snapshot *snapshot_get(struct snapshot *s);
 void snapshot_put(struct snapshot *s);

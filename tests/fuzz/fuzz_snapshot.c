@@ -29,14 +29,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct snap_ctx ctx = { .hash_key = { 7, 11 }, .now = 1700000000, .next_nodeid = 16 };
 	struct snapshot *a = NULL, *b = NULL;
 	size_t calls = 0;
-	char err[160];
+	char err[160], *copy = malloc(size ? size : 1);
 
-	if (snapshot_parse((const char *)data, size, NULL, &ctx, &a, err, sizeof(err)) < 0)
+	if (!copy)
 		return 0;
+	memcpy(copy, data, size);
+	if (snapshot_parse(copy, size, NULL, &ctx, &a, err, sizeof(err)) < 0) {
+		free(copy);
+		return 0;
+	}
 	/* the same answer again: nothing may change, no node id may go */
+	memcpy(copy, data, size);
 	ctx.now++;
-	if (snapshot_parse((const char *)data, size, a, &ctx, &b, err, sizeof(err)) < 0)
+	if (snapshot_parse(copy, size, a, &ctx, &b, err, sizeof(err)) < 0)
 		abort();
+	free(copy);
 	if (snapshot_diff(a, b, &ops, &calls) != 0 || calls != 0)
 		abort();
 	snapshot_for_each_gone(a, b, count_gone, &calls);
