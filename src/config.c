@@ -56,7 +56,26 @@ void config_free(struct config *cfg)
 	free(cfg->api_url);
 	free(cfg->endpoint);
 	free(cfg->credentials);
-	cfg->api_url = cfg->endpoint = cfg->credentials = NULL;
+	free(cfg->source);
+	free(cfg->mountpoint);
+	cfg->api_url = cfg->endpoint = cfg->credentials = cfg->source = cfg->mountpoint = NULL;
+}
+
+/* Options that only mean something to mount(8), fstab or systemd. */
+static bool config_fstab_only(const char *opt)
+{
+	static const char *const names[] = {
+		"noauto", "auto", "nofail", "_netdev", "user", "nouser", "users", "owner",
+		"defaults", "comment", "group",
+	};
+	size_t len = strcspn(opt, "=");
+
+	if (strncmp(opt, "x-", 2) == 0 || strncmp(opt, "comment=", 8) == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == len && strncmp(opt, names[i], len) == 0)
+			return true;
+	return false;
 }
 
 int config_parse_seconds(const char *s, double min, double max, double *out)
@@ -199,6 +218,20 @@ static int config_opt_proc(void *data, const char *arg, int key, struct fuse_arg
 			return -1;
 		}
 		return 0;
+	case FUSE_OPT_KEY_NONOPT:
+		if (!cfg->mountpoint)
+			return config_set_str(&cfg->mountpoint, arg) ? -1 : 0;
+		if (cfg->source) {
+			snprintf(cfg->error, sizeof(cfg->error),
+				 "too many arguments: '%.60s'; expected [SOURCE] MOUNTPOINT", arg);
+			return -1;
+		}
+		/* mount.fuse3 passes SOURCE MOUNTPOINT: the first was the source */
+		cfg->source = cfg->mountpoint;
+		cfg->mountpoint = NULL;
+		return config_set_str(&cfg->mountpoint, arg) ? -1 : 0;
+	case FUSE_OPT_KEY_OPT:
+		return config_fstab_only(arg) ? 0 : 1;
 	default:
 		return 1; /* not ours: keep for libfuse */
 	}
@@ -212,6 +245,9 @@ int config_parse(struct fuse_args *args, struct config *cfg)
 			snprintf(cfg->error, sizeof(cfg->error), "cannot parse options");
 		return -EINVAL;
 	}
+	/* hand the mount point back for fuse_parse_cmdline() */
+	if (cfg->mountpoint && fuse_opt_add_arg(args, cfg->mountpoint) < 0)
+		return -ENOMEM;
 	return 0;
 }
 

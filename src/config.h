@@ -17,6 +17,8 @@ struct config {
 	double ttl;	     /* seconds between refreshes */
 	double timeout;	     /* seconds for one API request, connect included */
 	size_t max_response; /* bytes */
+	char *source;	     /* mount(8)'s "device" field, when given; malloc'd */
+	char *mountpoint;    /* malloc'd, or NULL when none was given */
 	bool show_help;
 	bool show_version;
 	char error[256]; /* why config_parse failed; one line */
@@ -29,8 +31,11 @@ void config_free(struct config *cfg);
 /*
  * config_parse - take ingestfs' own options (-o api_url=..., ttl, timeout,
  * credentials, endpoint, max_response; -h/--help, -V/--version) out of
- * @args, leaving libfuse's for fuse_parse_cmdline().  Returns 0, or
- * -EINVAL with a one-line cause in cfg->error.
+ * @args, leaving libfuse's for fuse_parse_cmdline().  Also takes the
+ * positional arguments ([SOURCE] MOUNTPOINT, as mount.fuse3 passes them)
+ * and drops fstab-only options (noauto, nofail, _netdev, x-*, ...) that
+ * libfuse would refuse.  Returns 0, or -EINVAL with a one-line cause in
+ * cfg->error.
  */
 int config_parse(struct fuse_args *args, struct config *cfg);
 

@@ -65,6 +65,34 @@ static void test_options(void)
 		config_free(&cfg);
 	}
 	{
+		/* as mount.fuse3 runs us for an fstab line */
+		const char *argv[] = { "ingestfs", "ingestfs", "/mnt/tasks", "-o",
+				       "rw,credentials=/etc/c,ttl=30,dev,suid,noauto,nofail,_netdev,"
+				       "x-systemd.automount,x-systemd.idle-timeout=60,comment=x",
+				       NULL };
+
+		CHECK(parse(&cfg, &args, argv) == 0);
+		CHECK_STR(cfg.source, "ingestfs");
+		CHECK_STR(cfg.mountpoint, "/mnt/tasks");
+		CHECK(cfg.ttl == 30);
+		CHECK(!args_have(&args, "noauto") && !args_have(&args, "nofail") &&
+		      !args_have(&args, "_netdev") && !args_have(&args, "x-systemd") &&
+		      !args_have(&args, "comment"));
+		CHECK(args_have(&args, "rw") && args_have(&args, "suid"));
+		CHECK(args_have(&args, "/mnt/tasks"));
+		for (int i = 1; i < args.argc; i++)
+			CHECK(strcmp(args.argv[i], "ingestfs") != 0); /* the source is gone */
+		fuse_opt_free_args(&args);
+		config_free(&cfg);
+	}
+	{
+		const char *argv[] = { "ingestfs", "a", "b", "c", NULL };
+
+		CHECK(parse(&cfg, &args, argv) < 0 && strstr(cfg.error, "too many"));
+		fuse_opt_free_args(&args);
+		config_free(&cfg);
+	}
+	{
 		const char *argv[] = { "ingestfs", "--help", NULL };
 
 		CHECK(parse(&cfg, &args, argv) == 0 && cfg.show_help);

@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: MIT
+"""mount(8), fstab and mount.fuse3; the debug log."""
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+import simctl
+from conftest import BIN, clean_env, is_mounted, wait_for
+
+LINK = "/usr/local/bin/ingestfs"  # mount(8) runs helpers with a fixed PATH
+
+
+@pytest.fixture
+def installed():
+    """Make `ingestfs` reachable for mount.fuse3, then take it away again."""
+    if not shutil.which("mount.fuse3"):
+        pytest.skip("mount.fuse3 (Debian's fuse3) is not installed")
+    if os.path.lexists(LINK) and os.path.realpath(LINK) != os.path.realpath(BIN):
+        pytest.skip("%s exists and is not this build" % LINK)
+    made = not os.path.lexists(LINK)
+    if made:
+        os.symlink(os.path.realpath(BIN), LINK)
+    yield
+    if made:
+        os.unlink(LINK)
+
+
+def daemon_pids(mnt):
+    r = subprocess.run(["pgrep", "-f", "ingestfs.* %s" % re.escape(mnt)], capture_output=True,
+                       text=True)
+    return [int(p) for p in r.stdout.split()]
+
+
+def opts(m):
+    return "api_url=%s,credentials=%s,ttl=30" % (m.sim.url, m.creds)
+
+
+def test_mount_t_fuse_ingestfs(new_mount, installed):
+    m = new_mount()
+    o = opts(m) + ",noauto,nofail,_netdev,x-systemd.automount,x-systemd.idle-timeout=60"
+    r = subprocess.run(["mount", "-t", "fuse.ingestfs", "ingestfs", m.path, "-o", o],
+                       capture_output=True, text=True, env=clean_env(), timeout=30)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert is_mounted(m.path)
+        assert sorted(os.listdir(m.path)) == sorted(t[0] for t in simctl.DEFAULT_TASKS)
+        with open("/proc/self/mounts") as f:
+            line = [l for l in f if l.split()[1] == os.path.realpath(m.path)][0]
+        assert line.split()[2] == "fuse.ingestfs" and "ro" in line.split()[3].split(",")
+        pids = daemon_pids(m.path)
+        assert len(pids) == 1
+    finally:
+        r = subprocess.run(["umount", m.path], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert not is_mounted(m.path)
+    assert wait_for(lambda: not daemon_pids(m.path), 5)
+
+
+def test_fstab_line(new_mount, installed, tmp_path):
+    m = new_mount()
+    fstab = tmp_path / "fstab"
+    fstab.write_text("# the README's line, with test values\n"
+                     "ingestfs %s fuse.ingestfs noauto,nofail,_netdev,x-systemd.automount,%s 0 0\n"
+                     % (m.path, opts(m)))
+    r = subprocess.run(["mount", "--fstab", str(fstab), m.path], capture_output=True, text=True,
+                       env=clean_env(), timeout=30)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert open(os.path.join(m.path, simctl.DEFAULT_TASKS[0][0], "operation")).read() \
+            == "DELETE\n"
+    finally:
+        subprocess.run(["umount", m.path], capture_output=True)
+    assert not is_mounted(m.path)
+
+
+def test_debug_log_has_requests_and_no_secrets(new_mount):
+    m = new_mount(ttl=0.3)
+    m.start(opts="debug")
+    os.listdir(m.path)
+    open(m.p(simctl.DEFAULT_TASKS[0][0], "state")).read()
+    m.sim.patch(simctl.DEFAULT_TASKS[0][0], {"state": "FAILED"})
+    m.wait_generation(4)
+    m.sim.fault(status=503, count=1)
+    time.sleep(1)
+    assert m.stop() == 0
+    log = m.stderr()
+    gets = re.findall(r"GET /api/v4/managed-slicer/ingest-points/tasks: status (\d+), "
+                      r"(\d+) bytes, (\d+) ms", log)
+    assert len(gets) >= 4 and ("503" in [g[0] for g in gets])
+    assert re.search(r"refresh: 8 tasks, generation \d+, [1-9]\d* changes, \d+ ms", log)
+    assert re.search(r"refresh: 8 tasks, generation \d+, 0 changes, \d+ ms", log)
+    for secret in (m.sim.key, "msg=", "sig="):
+        assert secret not in log
+    # libfuse's own request trace is part of -d as well
+    assert "opcode: LOOKUP" in log or "LOOKUP" in log
