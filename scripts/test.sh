@@ -3,6 +3,7 @@
 # packages first.
 #
 #   scripts/test.sh           everything CI runs:
+#                               0. ninja clang-format-check
 #                               1. clang -Werror build, unit tests
 #                               2. address+undefined sanitizer build, all tests
 #                               3. ThreadSanitizer build of the concurrency stress test
@@ -40,6 +41,12 @@ if [ "$QUICK" = 1 ]; then
 	scripts/deps.sh || exit 1
 else
 	scripts/deps.sh extra || exit 1
+
+	step "0. formatting: ninja clang-format-check"
+	if setup $OUT/gcc -Dwerror=true; then
+		ninja -C $OUT/gcc clang-format-check >/dev/null ||
+			fail "clang-format-check (run: ninja -C build clang-format)"
+	fi
 
 	step "1. clang -Werror build and unit tests"
 	if CC=clang setup $OUT/clang -Dwerror=true; then

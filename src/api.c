@@ -17,8 +17,8 @@ struct api {
 	struct http_client *http;
 };
 
-struct api *api_new(const char *base_url, const char *endpoint, const char *user,
-		    const char *key, struct http_client *http)
+struct api *api_new(const char *base_url, const char *endpoint, const char *user, const char *key,
+		    struct http_client *http)
 {
 	struct api *api = calloc(1, sizeof(*api));
 	size_t blen = strlen(base_url);
@@ -61,9 +61,8 @@ char *api_percent_encode(const char *s)
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
-		    c == '~') {
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.' || c == '~') {
 			*p++ = (char)c;
 		} else {
 			*p++ = '%';
@@ -117,8 +116,7 @@ int api_fetch_tasks(struct api *api, int64_t now, struct api_result *res)
 	memset(res, 0, sizeof(*res));
 	ret = auth_sign(api->user, api->key, now, &msg, sig);
 	if (ret < 0) {
-		snprintf(res->error, sizeof(res->error), "cannot sign request: %s",
-			 strerror(-ret));
+		snprintf(res->error, sizeof(res->error), "cannot sign request: %s", strerror(-ret));
 		return ret;
 	}
 	emsg = api_percent_encode(msg);
@@ -137,8 +135,8 @@ int api_fetch_tasks(struct api *api, int64_t now, struct api_result *res)
 
 	ret = api_status_errno(res->resp.status);
 	if (ret < 0)
-		snprintf(res->error, sizeof(res->error), "HTTP %ld: %s",
-			 res->resp.status, api_status_cause(res->resp.status));
+		snprintf(res->error, sizeof(res->error), "HTTP %ld: %s", res->resp.status,
+			 api_status_cause(res->resp.status));
 	return ret;
 }
 

@@ -6,7 +6,7 @@
 
 #include "http.h"
 
-#define API_DEFAULT_URL "https://services.uplynk.com"
+#define API_DEFAULT_URL	     "https://services.uplynk.com"
 #define API_DEFAULT_ENDPOINT "/api/v4/managed-slicer/ingest-points/tasks"
 
 struct api;
@@ -21,8 +21,8 @@ struct api_result {
  * copied; the copy of the key is wiped by api_free).  @http is borrowed
  * and used from the calling thread only.  NULL on ENOMEM.
  */
-struct api *api_new(const char *base_url, const char *endpoint, const char *user,
-		    const char *key, struct http_client *http);
+struct api *api_new(const char *base_url, const char *endpoint, const char *user, const char *key,
+		    struct http_client *http);
 void api_free(struct api *api);
 
 /*

@@ -40,8 +40,8 @@ int auth_hmac_hex(const char *key, const char *msg, char sig[AUTH_SIG_LEN + 1])
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int mac_len = 0;
 
-	if (!HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)msg, strlen(msg),
-		  mac, &mac_len) ||
+	if (!HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)msg, strlen(msg), mac,
+		  &mac_len) ||
 	    mac_len * 2 != AUTH_SIG_LEN)
 		return -EIO;
 	for (unsigned int i = 0; i < mac_len; i++)

@@ -21,7 +21,7 @@
 #include "http.h"
 #include "log.h"
 
-#define CACHE_MAX_BACKOFF 300.0	 /* s: retries never wait longer... */
+#define CACHE_MAX_BACKOFF     300.0  /* s: retries never wait longer... */
 #define CACHE_MAX_RETRY_AFTER 3600.0 /* s: ...unless the server asks, up to this */
 
 struct cache {
@@ -40,23 +40,23 @@ struct cache {
 
 	/* refresher thread only */
 	struct snap_ctx ctx;
-	size_t warned_skipped;	  /* what the last warnings said */
+	size_t warned_skipped; /* what the last warnings said */
 	size_t warned_duplicates;
-	int64_t warned_total;	  /* -1: no mismatch warned */
+	int64_t warned_total; /* -1: no mismatch warned */
 
 	pthread_mutex_t lock;
 	/* under lock */
 	struct snapshot *current;
 	struct nodes *nodes;
-	uint64_t generation;	     /* snapshots swapped in */
-	uint64_t requests;	     /* API requests sent */
-	uint64_t status_seq;	     /* .status versions rendered */
-	time_t last_success;	     /* wall s, 0 = never */
-	time_t last_attempt;	     /* wall s */
-	double next_attempt;	     /* monotonic s */
-	unsigned int failures;	     /* consecutive */
-	char last_error[192];	     /* "" = none */
-	size_t last_changes;	     /* notifications of the last swap */
+	uint64_t generation;   /* snapshots swapped in */
+	uint64_t requests;     /* API requests sent */
+	uint64_t status_seq;   /* .status versions rendered */
+	time_t last_success;   /* wall s, 0 = never */
+	time_t last_attempt;   /* wall s */
+	double next_attempt;   /* monotonic s */
+	unsigned int failures; /* consecutive */
+	char last_error[192];  /* "" = none */
+	size_t last_changes;   /* notifications of the last swap */
 };
 
 static double mono_now(void)
@@ -366,8 +366,8 @@ static void cache_refresh(struct cache *c)
 		c->last_error[0] = '\0';
 		c->last_success = time(NULL);
 		c->next_attempt = mono_now() + c->ttl;
-		log_debug("refresh: %zu tasks, generation %llu, %zu changes, %.0f ms",
-			  next->ntasks, (unsigned long long)next->generation, c->last_changes,
+		log_debug("refresh: %zu tasks, generation %llu, %zu changes, %.0f ms", next->ntasks,
+			  (unsigned long long)next->generation, c->last_changes,
 			  (mono_now() - t0) * 1e3);
 		pthread_mutex_unlock(&c->lock);
 		log_snapshot_warnings(c, next);

@@ -65,8 +65,8 @@ void config_free(struct config *cfg)
 static bool config_fstab_only(const char *opt)
 {
 	static const char *const names[] = {
-		"noauto", "auto", "nofail", "_netdev", "user", "nouser", "users", "owner",
-		"defaults", "comment", "group",
+		"noauto", "auto",  "nofail",   "_netdev", "user",  "nouser",
+		"users",  "owner", "defaults", "comment", "group",
 	};
 	size_t len = strcspn(opt, "=");
 
@@ -107,10 +107,20 @@ int config_parse_size(const char *s, size_t min, size_t max, size_t *out)
 	if (errno)
 		return -EINVAL;
 	switch (*end) {
-	case 'K': mult = 1ull << 10; end++; break;
-	case 'M': mult = 1ull << 20; end++; break;
-	case 'G': mult = 1ull << 30; end++; break;
-	default: break;
+	case 'K':
+		mult = 1ull << 10;
+		end++;
+		break;
+	case 'M':
+		mult = 1ull << 20;
+		end++;
+		break;
+	case 'G':
+		mult = 1ull << 30;
+		end++;
+		break;
+	default:
+		break;
 	}
 	if (*end || v > max / mult || v * mult < min)
 		return -EINVAL;
@@ -199,8 +209,7 @@ static int config_opt_proc(void *data, const char *arg, int key, struct fuse_arg
 	case KEY_TIMEOUT:
 		if (config_parse_seconds(val, 0.1, 3600, &cfg->timeout) < 0) {
 			snprintf(cfg->error, sizeof(cfg->error),
-				 "invalid timeout '%.40s': expected seconds from 0.1 to 3600",
-				 val);
+				 "invalid timeout '%.40s': expected seconds from 0.1 to 3600", val);
 			return -1;
 		}
 		return 0;
@@ -213,7 +222,8 @@ static int config_opt_proc(void *data, const char *arg, int key, struct fuse_arg
 	case KEY_MAX_RESPONSE:
 		if (config_parse_size(val, 1024, 4ull << 30, &cfg->max_response) < 0) {
 			snprintf(cfg->error, sizeof(cfg->error),
-				 "invalid max_response '%.40s': expected bytes (K, M, G suffixes) from 1K to 4G",
+				 "invalid max_response '%.40s': expected bytes (K, M, G suffixes) "
+				 "from 1K to 4G",
 				 val);
 			return -1;
 		}
@@ -261,8 +271,8 @@ static void creds_trim(const char **s, const char **e)
 		(*e)--;
 }
 
-static int creds_line(const char *s, const char *e, unsigned int lineno, struct creds *c,
-		      char *err, size_t errlen)
+static int creds_line(const char *s, const char *e, unsigned int lineno, struct creds *c, char *err,
+		      size_t errlen)
 {
 	const char *eq, *k, *ke, *v, *ve;
 	char *dst;
@@ -317,8 +327,8 @@ static int creds_line(const char *s, const char *e, unsigned int lineno, struct 
 		return -EINVAL;
 	}
 	if (vlen >= CREDS_MAX) {
-		snprintf(err, errlen, "line %u: %.*s is longer than %d bytes", lineno, (int)klen,
-			 k, CREDS_MAX - 1);
+		snprintf(err, errlen, "line %u: %.*s is longer than %d bytes", lineno, (int)klen, k,
+			 CREDS_MAX - 1);
 		return -EINVAL;
 	}
 	for (const char *p = v; p < ve; p++) {
@@ -418,8 +428,7 @@ static int creds_read_file(const char *path, struct creds *c, char *err, size_t 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "cannot read credentials file %s: %s", path,
-			 strerror(errno));
+		snprintf(err, errlen, "cannot read credentials file %s: %s", path, strerror(errno));
 		return ret;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -429,7 +438,8 @@ static int creds_read_file(const char *path, struct creds *c, char *err, size_t 
 	}
 	if (st.st_mode & 077) {
 		snprintf(err, errlen,
-			 "credentials file %s is accessible by group or others (mode %03o); run: chmod 600 %s",
+			 "credentials file %s is accessible by group or others (mode %03o); run: "
+			 "chmod 600 %s",
 			 path, (unsigned int)(st.st_mode & 0777), path);
 		ret = -EPERM;
 		goto out_close;
@@ -444,8 +454,7 @@ static int creds_read_file(const char *path, struct creds *c, char *err, size_t 
 	}
 	if (n < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "cannot read credentials file %s: %s", path,
-			 strerror(errno));
+		snprintf(err, errlen, "cannot read credentials file %s: %s", path, strerror(errno));
 		goto out_wipe;
 	}
 	ret = creds_parse(buf, len, c, perr, sizeof(perr));
@@ -482,7 +491,8 @@ int creds_load(const char *path, struct creds *c, char *err, size_t errlen)
 	ret = creds_read_file(path, c, err, errlen);
 	if (ret == -ENOENT)
 		snprintf(err, errlen,
-			 "no credentials: set UPLYNK_USER_ID and UPLYNK_API_KEY, or create %s (mode 0600) with user_id and api_key lines",
+			 "no credentials: set UPLYNK_USER_ID and UPLYNK_API_KEY, or create %s "
+			 "(mode 0600) with user_id and api_key lines",
 			 path);
 	free(def);
 	return ret;

@@ -6,8 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CONFIG_DEFAULT_TTL 30.0
-#define CONFIG_DEFAULT_TIMEOUT 10.0
+#define CONFIG_DEFAULT_TTL	    30.0
+#define CONFIG_DEFAULT_TIMEOUT	    10.0
 #define CONFIG_DEFAULT_MAX_RESPONSE (256u << 20)
 
 struct config {

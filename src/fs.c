@@ -375,8 +375,8 @@ static void readdir_root(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool p
 	fuse_reply_buf(req, d->buf, d->used);
 }
 
-static void readdir_task(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool plus,
-			 uint64_t ino, off_t off)
+static void readdir_task(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool plus, uint64_t ino,
+			 off_t off)
 {
 	uint64_t counted[SNAP_NKINDS];
 	struct fuse_entry_param e;
@@ -398,8 +398,7 @@ static void readdir_task(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool p
 			fill_task_file(fs, &e.attr, t, (enum snap_kind)k);
 			fill_entry(&e, t->file[k].nodeid, FS_CACHE_TIMEOUT);
 			prev_used = d->used;
-			if (!dirbuf_add(req, d, plus, snap_file_names[k], &e,
-					SNAP_DIR_OFFSET + k))
+			if (!dirbuf_add(req, d, plus, snap_file_names[k], &e, SNAP_DIR_OFFSET + k))
 				break;
 			if (!plus)
 				continue;
@@ -504,8 +503,7 @@ static void fs_erofs_name(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, EROFS);
 }
 
-static void fs_erofs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
-			     const char *name)
+static void fs_erofs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
 	fuse_reply_err(req, EROFS);
 }
@@ -516,14 +514,13 @@ static void fs_erofs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_err(req, EROFS);
 }
 
-static void fs_erofs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-			  const char *newname)
+static void fs_erofs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	fuse_reply_err(req, EROFS);
 }
 
-static void fs_erofs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
-			   off_t off, struct fuse_file_info *fi)
+static void fs_erofs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+			   struct fuse_file_info *fi)
 {
 	fuse_reply_err(req, EROFS);
 }
@@ -534,8 +531,8 @@ static void fs_erofs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_err(req, EROFS);
 }
 
-static void fs_erofs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			      const char *value, size_t size, int flags)
+static void fs_erofs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			      size_t size, int flags)
 {
 	fuse_reply_err(req, EROFS);
 }
@@ -545,8 +542,8 @@ static void fs_erofs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *nam
 	fuse_reply_err(req, EROFS);
 }
 
-static void fs_erofs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
-			       off_t length, struct fuse_file_info *fi)
+static void fs_erofs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+			       struct fuse_file_info *fi)
 {
 	fuse_reply_err(req, EROFS);
 }

@@ -18,7 +18,7 @@ struct http_client {
 
 struct http_xfer {
 	struct http_response *resp;
-	size_t cap;	   /* bytes allocated for resp->body */
+	size_t cap; /* bytes allocated for resp->body */
 	size_t max_bytes;
 	bool too_big;
 };
@@ -102,16 +102,16 @@ static size_t http_header_cb(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-static int http_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
-			    curl_off_t ultotal, curl_off_t ulnow)
+static int http_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			    curl_off_t ulnow)
 {
 	struct http_client *hc = arg;
 
 	return hc->cancel && atomic_load(hc->cancel) ? 1 : 0;
 }
 
-struct http_client *http_client_new(const char *user_agent, long timeout_ms,
-				    size_t max_bytes, const atomic_bool *cancel)
+struct http_client *http_client_new(const char *user_agent, long timeout_ms, size_t max_bytes,
+				    const atomic_bool *cancel)
 {
 	struct http_client *hc = calloc(1, sizeof(*hc));
 
@@ -170,8 +170,8 @@ static int http_errno(CURLcode rc, const struct http_xfer *x, bool cancelled)
 	}
 }
 
-int http_get(struct http_client *hc, const char *url, struct http_response *resp,
-	     char *err, size_t errlen)
+int http_get(struct http_client *hc, const char *url, struct http_response *resp, char *err,
+	     size_t errlen)
 {
 	struct http_xfer x = { .resp = resp, .max_bytes = hc->max_bytes };
 	struct timespec t0, t1;
@@ -188,8 +188,7 @@ int http_get(struct http_client *hc, const char *url, struct http_response *resp
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = curl_easy_perform(hc->curl);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	resp->ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-		   (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	resp->ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 	curl_easy_getinfo(hc->curl, CURLINFO_RESPONSE_CODE, &resp->status);
 	/* the URL carries a signature: never keep it in the handle longer */
 	curl_easy_setopt(hc->curl, CURLOPT_URL, "");

@@ -26,8 +26,8 @@ void http_global_cleanup(void);
  * the body and is enforced while downloading.  When *@cancel becomes true a
  * transfer in flight is aborted within about a second.  NULL on ENOMEM.
  */
-struct http_client *http_client_new(const char *user_agent, long timeout_ms,
-				    size_t max_bytes, const atomic_bool *cancel);
+struct http_client *http_client_new(const char *user_agent, long timeout_ms, size_t max_bytes,
+				    const atomic_bool *cancel);
 void http_client_free(struct http_client *hc);
 
 /*
@@ -37,8 +37,8 @@ void http_client_free(struct http_client *hc);
  * -EIO.  The error text never contains the URL.  Free with
  * http_response_free() in every case.
  */
-int http_get(struct http_client *hc, const char *url, struct http_response *resp,
-	     char *err, size_t errlen);
+int http_get(struct http_client *hc, const char *url, struct http_response *resp, char *err,
+	     size_t errlen);
 void http_response_free(struct http_response *resp);
 
 #endif

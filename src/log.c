@@ -41,8 +41,8 @@ void log_msg(int prio, const char *fmt, ...)
  * libfuse sometimes builds one message from several calls; collect the
  * pieces until a newline so each message stays one line.
  */
-__attribute__((format(printf, 2, 0))) static void log_fuse(enum fuse_log_level level, const char *fmt,
-						       va_list ap)
+__attribute__((format(printf, 2, 0))) static void log_fuse(enum fuse_log_level level,
+							   const char *fmt, va_list ap)
 {
 	static __thread char pending[1024];
 	static __thread size_t used;

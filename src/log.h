@@ -19,13 +19,13 @@ bool log_debug_enabled(void);
 /* log_msg - one line at syslog priority @prio; no trailing newline needed */
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_err(...)  log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARNING, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...)                                                         \
-	do {                                                                   \
-		if (log_debug_enabled())                                       \
-			log_msg(LOG_DEBUG, __VA_ARGS__);                       \
+#define log_debug(...)                                   \
+	do {                                             \
+		if (log_debug_enabled())                 \
+			log_msg(LOG_DEBUG, __VA_ARGS__); \
 	} while (0)
 
 #endif

@@ -46,7 +46,8 @@ static void print_help(const char *prog)
 	       "    -d                     debug: foreground, log API requests and FUSE calls\n"
 	       "    -s                     single-threaded\n"
 	       "    -o max_idle_threads=N  idle FUSE worker threads kept (default: 10)\n"
-	       "    -o OPT                 other FUSE mount options, e.g. allow_other; see fuse(8)\n"
+	       "    -o OPT                 other FUSE mount options, e.g. allow_other; see "
+	       "fuse(8)\n"
 	       "\n"
 	       "Credentials come from UPLYNK_USER_ID and UPLYNK_API_KEY when both are set,\n"
 	       "else from the credentials file (user_id = ..., api_key = ...; mode 0600).\n"
@@ -83,9 +84,8 @@ static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *opt
 	if (!lc)
 		return -ENOMEM;
 	fuse_loop_cfg_set_clone_fd(lc, (unsigned int)opts->clone_fd);
-	fuse_loop_cfg_set_idle_threads(lc, opts->max_idle_threads == UINT_MAX
-						   ? 10
-						   : opts->max_idle_threads);
+	fuse_loop_cfg_set_idle_threads(
+		lc, opts->max_idle_threads == UINT_MAX ? 10 : opts->max_idle_threads);
 	fuse_loop_cfg_set_max_threads(lc, opts->max_threads);
 	ret = fuse_session_loop_mt(se, lc);
 	fuse_loop_cfg_destroy(lc);

@@ -21,12 +21,22 @@ const char *const snap_file_names[SNAP_NKINDS] = {
 /* ---- SipHash-2-4: ids come from the network, so the hash is keyed ---- */
 
 #define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                               \
-	do {                                                                   \
-		v0 += v1; v1 = ROTL64(v1, 13); v1 ^= v0; v0 = ROTL64(v0, 32);  \
-		v2 += v3; v3 = ROTL64(v3, 16); v3 ^= v2;                       \
-		v0 += v3; v3 = ROTL64(v3, 21); v3 ^= v0;                       \
-		v2 += v1; v1 = ROTL64(v1, 17); v1 ^= v2; v2 = ROTL64(v2, 32);  \
+#define SIPROUND                     \
+	do {                         \
+		v0 += v1;            \
+		v1 = ROTL64(v1, 13); \
+		v1 ^= v0;            \
+		v0 = ROTL64(v0, 32); \
+		v2 += v3;            \
+		v3 = ROTL64(v3, 16); \
+		v3 ^= v2;            \
+		v0 += v3;            \
+		v3 = ROTL64(v3, 21); \
+		v3 ^= v0;            \
+		v2 += v1;            \
+		v1 = ROTL64(v1, 17); \
+		v1 ^= v2;            \
+		v2 = ROTL64(v2, 32); \
 	} while (0)
 
 static uint64_t siphash24(const uint64_t k[2], const unsigned char *in, size_t len)
@@ -218,8 +228,8 @@ static void note_example(struct snap_stats *st, const char *s, size_t len)
 
 static void note_skipped(struct snap_stats *st, const cJSON *item, const char *why)
 {
-	const cJSON *id = cJSON_IsObject(item) ? cJSON_GetObjectItemCaseSensitive(item, "id")
-					       : NULL;
+	const cJSON *id =
+		cJSON_IsObject(item) ? cJSON_GetObjectItemCaseSensitive(item, "id") : NULL;
 
 	st->skipped++;
 	if (cJSON_IsString(id) && id->valuestring)
@@ -438,11 +448,21 @@ static void json_string(struct sbuf *b, const char *s)
 		sb_put(b, run, (size_t)(s - run));
 		run = s + 1;
 		switch (c) {
-		case '"': sb_put(b, "\\\"", 2); break;
-		case '\\': sb_put(b, "\\\\", 2); break;
-		case '\n': sb_put(b, "\\n", 2); break;
-		case '\t': sb_put(b, "\\t", 2); break;
-		case '\r': sb_put(b, "\\r", 2); break;
+		case '"':
+			sb_put(b, "\\\"", 2);
+			break;
+		case '\\':
+			sb_put(b, "\\\\", 2);
+			break;
+		case '\n':
+			sb_put(b, "\\n", 2);
+			break;
+		case '\t':
+			sb_put(b, "\\t", 2);
+			break;
+		case '\r':
+			sb_put(b, "\\r", 2);
+			break;
 		default:
 			esc[4] = hex[c >> 4];
 			esc[5] = hex[c & 15];
@@ -630,8 +650,7 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 
 		if (!raw)
 			return -ENOMEM;
-		ret = build_file(a, ctx, prev, pt, &t->file[SNAP_RAW], SNAP_RAW, raw,
-				 strlen(raw));
+		ret = build_file(a, ctx, prev, pt, &t->file[SNAP_RAW], SNAP_RAW, raw, strlen(raw));
 		free(raw);
 	}
 	return ret;
@@ -648,14 +667,14 @@ static bool same_listing(const struct snapshot *a, const struct snapshot *b)
 }
 
 /* Collect the usable items into @pend; returns how many. */
-static size_t collect_items(const cJSON *items, const uint64_t hash_key[2],
-			    struct pending *pend, struct snap_stats *st)
+static size_t collect_items(const cJSON *items, const uint64_t hash_key[2], struct pending *pend,
+			    struct snap_stats *st)
 {
 	const cJSON *item;
 	size_t n = 0;
 	uint32_t idx = 0;
 
-	cJSON_ArrayForEach(item, items) {
+	cJSON_ArrayForEach (item, items) {
 		const cJSON *id;
 		size_t len;
 
@@ -790,8 +809,8 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 		}
 		ret = build_task(&a, ctx, prev, &nt, &pend[i], &s->tasks[kept]);
 		if (ret < 0) {
-			snprintf(err, errlen, ret == -E2BIG ? "response too large to index"
-							    : "out of memory");
+			snprintf(err, errlen,
+				 ret == -E2BIG ? "response too large to index" : "out of memory");
 			goto out_free_snap;
 		}
 		kept++;
@@ -984,9 +1003,9 @@ void snapshot_for_each_gone(const struct snapshot *old, const struct snapshot *n
 	size_t i = 0, j = 0;
 
 	while (i < old->nnodes) {
-		if (j < new->nnodes && new->nodes[j].nodeid < old->nodes[i].nodeid) {
+		if (j < new->nnodes &&new->nodes[j].nodeid < old->nodes[i].nodeid) {
 			j++;
-		} else if (j < new->nnodes && new->nodes[j].nodeid == old->nodes[i].nodeid) {
+		} else if (j < new->nnodes &&new->nodes[j].nodeid == old->nodes[i].nodeid) {
 			i++, j++;
 		} else {
 			fn(arg, old, &old->nodes[i]);

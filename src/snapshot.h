@@ -25,13 +25,13 @@
 
 enum snap_kind { SNAP_STATE, SNAP_OPERATION, SNAP_TIMESTAMP, SNAP_RAW, SNAP_NKINDS };
 
-#define SNAP_ROOT_NODEID 1ULL
-#define SNAP_STATUS_INO 2ULL
-#define SNAP_FIRST_FILE_NODEID 16ULL
+#define SNAP_ROOT_NODEID	1ULL
+#define SNAP_STATUS_INO		2ULL
+#define SNAP_FIRST_FILE_NODEID	16ULL
 #define SNAP_STATUS_NODEID_BASE (1ULL << 61)
-#define SNAP_DIR_BIT (1ULL << 62)
-#define SNAP_KEY_MASK ((1ULL << 59) - 1)
-#define SNAP_DIR_OFFSET 3 /* readdir cookies 1 and 2 are "." and ".." */
+#define SNAP_DIR_BIT		(1ULL << 62)
+#define SNAP_KEY_MASK		((1ULL << 59) - 1)
+#define SNAP_DIR_OFFSET		3 /* readdir cookies 1 and 2 are "." and ".." */
 
 static inline uint64_t snap_dir_nodeid(uint64_t key)
 {
@@ -95,9 +95,9 @@ struct snapshot {
 };
 
 struct snap_ctx {
-	uint64_t hash_key[2];  /* per-mount random key for the id hash */
-	int64_t now;	       /* wall clock, s */
-	uint64_t next_nodeid;  /* file node id allocator; advanced by parse */
+	uint64_t hash_key[2]; /* per-mount random key for the id hash */
+	int64_t now;	      /* wall clock, s */
+	uint64_t next_nodeid; /* file node id allocator; advanced by parse */
 };
 
 extern const char *const snap_file_names[SNAP_NKINDS];

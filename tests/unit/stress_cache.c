@@ -17,7 +17,7 @@
 #include "check.h"
 
 #define READERS 6
-#define TASKS 40
+#define TASKS	40
 
 static struct cache *cache;
 static atomic_bool stop;

@@ -10,8 +10,10 @@
 #include "check.h"
 
 #define USER "1234567890abcdefghijklmnopqrstu"
-#define KEY "1234567890abcdefghijklmnopqrstuvwxyz1234"
-#define MSG "eNqrVorPL89LLVKyUlAyNDI2MTUzt7A0SExKTklNS8/IzMrOyc3LLygsKi4pVdJRUIovycxNLS5JzC0AajA0N4CCWgAxdRY+"
+#define KEY  "1234567890abcdefghijklmnopqrstuvwxyz1234"
+#define MSG                                           \
+	"eNqrVorPL89LLVKyUlAyNDI2MTUzt7A0SExKTklNS8/" \
+	"IzMrOyc3LLygsKi4pVdJRUIovycxNLS5JzC0AajA0N4CCWgAxdRY+"
 #define SIG "efc00f6953c10a881964ef3413a80652cfdc28e0bbe5044aaffc1d35ec19baa8"
 
 /* Undo base64 + zlib, to check what a msg says. */

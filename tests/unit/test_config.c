@@ -48,9 +48,12 @@ static void test_options(void)
 		config_free(&cfg);
 	}
 	{
-		const char *argv[] = { "ingestfs", "-f", "-o",
-				       "ttl=0.5,api_url=http://127.0.0.1:8080,allow_other",
-				       "-o", "timeout=2,credentials=/tmp/c", "/mnt", NULL };
+		const char *argv[] = {
+			"ingestfs", "-f",
+			"-o",	    "ttl=0.5,api_url=http://127.0.0.1:8080,allow_other",
+			"-o",	    "timeout=2,credentials=/tmp/c",
+			"/mnt",	    NULL
+		};
 
 		CHECK(parse(&cfg, &args, argv) == 0);
 		CHECK(cfg.ttl == 0.5 && cfg.timeout == 2);
@@ -66,10 +69,15 @@ static void test_options(void)
 	}
 	{
 		/* as mount.fuse3 runs us for an fstab line */
-		const char *argv[] = { "ingestfs", "ingestfs", "/mnt/tasks", "-o",
-				       "rw,credentials=/etc/c,ttl=30,dev,suid,noauto,nofail,_netdev,"
-				       "x-systemd.automount,x-systemd.idle-timeout=60,comment=x",
-				       NULL };
+		const char *argv[] = {
+			"ingestfs",
+			"ingestfs",
+			"/mnt/tasks",
+			"-o",
+			"rw,credentials=/etc/c,ttl=30,dev,suid,noauto,nofail,_netdev,"
+			"x-systemd.automount,x-systemd.idle-timeout=60,comment=x",
+			NULL
+		};
 
 		CHECK(parse(&cfg, &args, argv) == 0);
 		CHECK_STR(cfg.source, "ingestfs");
@@ -108,11 +116,26 @@ static void test_options(void)
 	}
 	{
 		static const char *const bad[] = {
-			"ttl=abc", "ttl=-1", "ttl=0", "ttl=1e9", "ttl=", "ttl=inf", "ttl=nan",
-			"ttl=0x10", "timeout=0", "timeout=99999", "api_url=ftp://x",
-			"api_url=http://", "api_url=http://u:p@host", "api_url=https://h/?q",
-			"api_url=http://h x", "endpoint=/v4/tasks", "endpoint=/api/x?y",
-			"max_response=12", "max_response=1T", "credentials=",
+			"ttl=abc",
+			"ttl=-1",
+			"ttl=0",
+			"ttl=1e9",
+			"ttl=",
+			"ttl=inf",
+			"ttl=nan",
+			"ttl=0x10",
+			"timeout=0",
+			"timeout=99999",
+			"api_url=ftp://x",
+			"api_url=http://",
+			"api_url=http://u:p@host",
+			"api_url=https://h/?q",
+			"api_url=http://h x",
+			"endpoint=/v4/tasks",
+			"endpoint=/api/x?y",
+			"max_response=12",
+			"max_response=1T",
+			"credentials=",
 		};
 
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

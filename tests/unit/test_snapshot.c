@@ -122,7 +122,8 @@ static void test_odd_fields(void)
 	CHECK_STR(file_text(s, "c", SNAP_TIMESTAMP), "12345678901234\n");
 	CHECK_STR(file_text(s, "d", SNAP_OPERATION), "false\n");
 	raw = file_text(s, "d", SNAP_RAW);
-	CHECK_STR(raw, "{\n  \"id\": \"d\",\n  \"operation\": false,\n  \"unknown\": \"kept\"\n}\n");
+	CHECK_STR(raw,
+		  "{\n  \"id\": \"d\",\n  \"operation\": false,\n  \"unknown\": \"kept\"\n}\n");
 	raw = file_text(s, "b", SNAP_RAW);
 	CHECK_STR(raw, "{\n  \"id\": \"b\",\n  \"state\": {\n    \"x\": [\n      1,\n      true\n"
 		       "    ]\n  },\n  \"timestamp\": 1.5\n}\n");
@@ -134,12 +135,13 @@ static void test_odd_fields(void)
 
 static void test_exact_numbers(void)
 {
-	struct snapshot *s = parse(
-		"{\"items\": [{\"id\": \"a\", \"timestamp\": 12345678901234567890,"
-		" \"state\": 1.50, \"operation\": -0, \"x\": [1e3, {\"y\": 2E-2}]},"
-		" {\"id\": \"b\", \"note\": \"-12 in a string 3.0\", \"timestamp\": 9007199254740993}"
-		"], \"total_items\": 2}",
-		NULL);
+	struct snapshot *s =
+		parse("{\"items\": [{\"id\": \"a\", \"timestamp\": 12345678901234567890,"
+		      " \"state\": 1.50, \"operation\": -0, \"x\": [1e3, {\"y\": 2E-2}]},"
+		      " {\"id\": \"b\", \"note\": \"-12 in a string 3.0\", \"timestamp\": "
+		      "9007199254740993}"
+		      "], \"total_items\": 2}",
+		      NULL);
 
 	CHECK(s != NULL);
 	if (!s)
@@ -159,11 +161,11 @@ static void test_exact_numbers(void)
 
 static void test_odd_escapes(void)
 {
-	struct snapshot *s = parse(
-		"{\"items\": [{\"id\": \"lone\\udcff\", \"state\": \"x\\ud800y\"},"
-		" {\"id\": \"nul\\u0000byte\"}, {\"id\": \"pair\\ud83d\\ude00\"},"
-		" {\"id\": \"esc\\\\ud800\"}]}",
-		NULL);
+	struct snapshot *s =
+		parse("{\"items\": [{\"id\": \"lone\\udcff\", \"state\": \"x\\ud800y\"},"
+		      " {\"id\": \"nul\\u0000byte\"}, {\"id\": \"pair\\ud83d\\ude00\"},"
+		      " {\"id\": \"esc\\\\ud800\"}]}",
+		      NULL);
 
 	CHECK(s != NULL); /* one odd escape does not sink the answer */
 	if (!s)
@@ -185,8 +187,10 @@ static void test_bad_items(void)
 {
 	struct snapshot *s = parse(
 		"{\"items\": [1, \"x\", null, {\"id\": 5}, {\"id\": \"\"}, {\"id\": \".\"},"
-		"{\"id\": \"..\"}, {\"id\": \".hidden\"}, {\"id\": \"a/b\"}, {\"id\": \"a\\u0001\"},"
-		"{\"state\": \"X\"}, {\"id\": \"\\u00e9t\\u00e9\"}, {\"id\": \"ok\", \"state\": \"first\"},"
+		"{\"id\": \"..\"}, {\"id\": \".hidden\"}, {\"id\": \"a/b\"}, {\"id\": "
+		"\"a\\u0001\"},"
+		"{\"state\": \"X\"}, {\"id\": \"\\u00e9t\\u00e9\"}, {\"id\": \"ok\", \"state\": "
+		"\"first\"},"
 		"{\"id\": \"ok\", \"state\": \"second\"}], \"total_items\": 99}",
 		NULL);
 
@@ -219,11 +223,11 @@ static void test_names(void)
 	CHECK(!snapshot_valid_name("a/b", 3));
 	CHECK(!snapshot_valid_name("a\0b", 3));
 	CHECK(!snapshot_valid_name("a\x7f", 2));
-	CHECK(!snapshot_valid_name("\xff", 1));	     /* not UTF-8 */
-	CHECK(!snapshot_valid_name("\xc0\xaf", 2));     /* overlong */
+	CHECK(!snapshot_valid_name("\xff", 1));		/* not UTF-8 */
+	CHECK(!snapshot_valid_name("\xc0\xaf", 2));	/* overlong */
 	CHECK(!snapshot_valid_name("\xed\xa0\x80", 3)); /* surrogate */
-	CHECK(!snapshot_valid_name("\xe2\x82", 2));     /* truncated */
-	CHECK(snapshot_valid_name("\xe2\x82\xac", 3));  /* euro sign */
+	CHECK(!snapshot_valid_name("\xe2\x82", 2));	/* truncated */
+	CHECK(snapshot_valid_name("\xe2\x82\xac", 3));	/* euro sign */
 	CHECK(snapshot_kind("state") == SNAP_STATE);
 	CHECK(snapshot_kind("raw.json") == SNAP_RAW);
 	CHECK(snapshot_kind("raw") == -1);
@@ -232,8 +236,16 @@ static void test_names(void)
 static void test_bad_answers(void)
 {
 	static const char *const bad[] = {
-		"", "not json", "<html>oops</html>", "[]", "42", "{\"items\": 3}",
-		"{\"items\": {}}", "{\"total_items\": 0}", "{\"items\": [", "null",
+		"",
+		"not json",
+		"<html>oops</html>",
+		"[]",
+		"42",
+		"{\"items\": 3}",
+		"{\"items\": {}}",
+		"{\"total_items\": 0}",
+		"{\"items\": [",
+		"null",
 	};
 	char err[160];
 
@@ -339,8 +351,8 @@ static void test_versions(void)
 	snapshot_diff(b, c, &ops, &d);
 	/* x: state and raw.json; y and nots removed; z added; root listing */
 	CHECK(d.entries == 5);
-	CHECK(strstr(d.names, "state ") && strstr(d.names, "raw.json ") &&
-	      strstr(d.names, "y ") && strstr(d.names, "z "));
+	CHECK(strstr(d.names, "state ") && strstr(d.names, "raw.json ") && strstr(d.names, "y ") &&
+	      strstr(d.names, "z "));
 	CHECK(d.root == 1 && d.inodes == 1);
 	gone = 0;
 	snapshot_for_each_gone(b, c, count_gone, &gone);
