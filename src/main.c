@@ -49,6 +49,9 @@ static void print_help(const char *prog)
 	       "    -o OPT                 other FUSE mount options, e.g. allow_other; see "
 	       "fuse(8)\n"
 	       "\n"
+	       "mount(8) and fstab: 'ingestfs SOURCE MOUNTPOINT -o ...' (as mount.fuse3 runs it)\n"
+	       "is accepted; SOURCE is ignored, and so are noauto, nofail, _netdev, x-*.\n"
+	       "\n"
 	       "Credentials come from UPLYNK_USER_ID and UPLYNK_API_KEY when both are set,\n"
 	       "else from the credentials file (user_id = ..., api_key = ...; mode 0600).\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n",
