@@ -244,7 +244,7 @@ static void cache_publish(struct cache *c, struct snapshot *next)
 
 	if (old && c->started && c->notify.entry) {
 		struct snap_diff_ops ops = { c->notify.entry, c->notify.inode };
-		size_t changes = snapshot_diff(old, next, &ops, c->notify.arg);
+		size_t changes = snapshot_diff(old, next, c->hash_key, &ops, c->notify.arg);
 
 		pthread_mutex_lock(&c->lock);
 		c->last_changes = changes;

@@ -18,6 +18,17 @@ const char *const snap_file_names[SNAP_NKINDS] = {
 	[SNAP_RAW] = "raw.json",
 };
 
+const char *const snap_view_names[SNAP_NVIEWS] = {
+	[SNAP_VIEW_STATE] = ".by-state",
+	[SNAP_VIEW_OPERATION] = ".by-operation",
+};
+
+/* the field each view groups by */
+static const enum snap_kind view_field[SNAP_NVIEWS] = {
+	[SNAP_VIEW_STATE] = SNAP_STATE,
+	[SNAP_VIEW_OPERATION] = SNAP_OPERATION,
+};
+
 /* ---- SipHash-2-4: ids come from the network, so the hash is keyed ---- */
 
 #define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
@@ -640,6 +651,8 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 				return -ENOMEM;
 			continue;
 		}
+		if (cJSON_IsString(v))
+			t->strings |= 1u << k;
 		ret = build_file(a, ctx, prev, pt, &t->file[k], (enum snap_kind)k, text,
 				 strlen(text));
 		if (must_free)
@@ -724,6 +737,160 @@ static int build_nodes(struct snapshot *s)
 	s->nnodes = n;
 	qsort(s->nodes, n, sizeof(*s->nodes), node_cmp);
 	return 0;
+}
+
+/* ---- views ---- */
+
+uint64_t snapshot_value_hash(const uint64_t hash_key[2], enum snap_view_kind view,
+			     const char *name, size_t len)
+{
+	unsigned char buf[1 + 256];
+
+	/* a separate domain per view, so a value never hashes like an id */
+	buf[0] = (unsigned char)(0xf0 + view);
+	if (len > 255)
+		len = 255;
+	memcpy(buf + 1, name, len);
+	return siphash24(hash_key, buf, len + 1) & SNAP_KEY_MASK;
+}
+
+/* The value a task shows in @view, or NULL: string fields with safe names only. */
+static const char *view_value(const struct snapshot *s, const char *arena, enum snap_view_kind view,
+			      const struct snap_task *t, size_t *len)
+{
+	enum snap_kind k = view_field[view];
+	const struct snap_file *f = &t->file[k];
+
+	(void)s;
+	if (!f->nodeid || !(t->strings & (1u << k)) || f->len < 2)
+		return NULL;
+	*len = f->len - 1; /* without the newline */
+	if (!snapshot_valid_name(arena + f->off, *len))
+		return NULL;
+	return arena + f->off;
+}
+
+struct view_pair {
+	uint64_t vkey;
+	uint32_t task;
+};
+
+static int view_pair_cmp(const void *a, const void *b)
+{
+	const struct view_pair *x = a, *y = b;
+
+	if (x->vkey != y->vkey)
+		return x->vkey < y->vkey ? -1 : 1;
+	return x->task < y->task ? -1 : x->task > y->task;
+}
+
+/* Build one view; value names are added to @a (still growing). */
+static int build_view(struct snapshot *s, struct arena *a, const uint64_t hash_key[2],
+		      enum snap_view_kind view)
+{
+	struct snap_view *v = &s->view[view];
+	struct view_pair *pairs;
+	char namebuf[256];
+	size_t n = 0;
+	int ret = -ENOMEM;
+
+	pairs = malloc(sizeof(*pairs) * (s->ntasks + 1));
+	v->members = malloc(sizeof(*v->members) * (s->ntasks + 1));
+	v->values = malloc(sizeof(*v->values) * (s->ntasks + 1));
+	if (!pairs || !v->members || !v->values)
+		goto out;
+	for (size_t i = 0; i < s->ntasks; i++) {
+		size_t len;
+		const char *val = view_value(s, a->buf, view, &s->tasks[i], &len);
+
+		if (!val)
+			continue;
+		pairs[n].vkey = snapshot_value_hash(hash_key, view, val, len);
+		pairs[n].task = (uint32_t)i;
+		n++;
+	}
+	qsort(pairs, n, sizeof(*pairs), view_pair_cmp);
+	v->nvalues = 0;
+	for (size_t i = 0, m = 0; i < n; i++) {
+		struct snap_value *val = v->nvalues ? &v->values[v->nvalues - 1] : NULL;
+		size_t len;
+		const char *name = view_value(s, a->buf, view, &s->tasks[pairs[i].task], &len);
+		int64_t off;
+
+		if (val && val->vkey == pairs[i].vkey) {
+			/* same key, other text: a hash collision; leave it out */
+			if (val->name_len != len || memcmp(a->buf + val->name_off, name, len))
+				continue;
+			v->members[m++] = pairs[i].task;
+			val->count++;
+			continue;
+		}
+		/* copied so it ends in a NUL, as readdir needs; via a local copy
+		 * because arena_add() may move the buffer @name points into */
+		memcpy(namebuf, name, len);
+		off = arena_add(a, namebuf, len, false);
+		if (off < 0) {
+			ret = (int)off;
+			goto out;
+		}
+		val = &v->values[v->nvalues++];
+		val->vkey = pairs[i].vkey;
+		val->name_off = (uint32_t)off;
+		val->name_len = (uint32_t)len;
+		val->first = (uint32_t)m;
+		val->count = 1;
+		v->members[m++] = pairs[i].task;
+	}
+	ret = 0;
+out:
+	free(pairs);
+	return ret;
+}
+
+int snapshot_view_of(uint64_t nodeid)
+{
+	if (nodeid >= SNAP_VIEW_ROOT_NODEID && nodeid < SNAP_VIEW_ROOT_NODEID + SNAP_NVIEWS)
+		return (int)(nodeid - SNAP_VIEW_ROOT_NODEID);
+	return -1;
+}
+
+const struct snap_value *snapshot_find_vkey(const struct snapshot *s, enum snap_view_kind view,
+					    uint64_t vkey)
+{
+	const struct snap_view *v = &s->view[view];
+	size_t lo = 0, hi = v->nvalues;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v->values[mid].vkey < vkey)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->nvalues && v->values[lo].vkey == vkey ? &v->values[lo] : NULL;
+}
+
+const struct snap_value *snapshot_find_value(const struct snapshot *s, const uint64_t hash_key[2],
+					     enum snap_view_kind view, const char *name, size_t len)
+{
+	const struct snap_value *v;
+
+	if (!snapshot_valid_name(name, len))
+		return NULL;
+	v = snapshot_find_vkey(s, view, snapshot_value_hash(hash_key, view, name, len));
+	if (v && v->name_len == len && memcmp(s->arena + v->name_off, name, len) == 0)
+		return v;
+	return NULL;
+}
+
+bool snapshot_in_value(const struct snapshot *s, enum snap_view_kind view,
+		       const struct snap_value *v, const struct snap_task *t)
+{
+	size_t len;
+	const char *val = view_value(s, s->arena, view, t, &len);
+
+	return val && len == v->name_len && memcmp(val, s->arena + v->name_off, len) == 0;
 }
 
 int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct snap_ctx *ctx,
@@ -816,6 +983,14 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 		kept++;
 	}
 	s->ntasks = kept;
+	for (int v = 0; v < SNAP_NVIEWS; v++) {
+		ret = build_view(s, &a, ctx->hash_key, (enum snap_view_kind)v);
+		if (ret < 0) {
+			snprintf(err, errlen, ret == -E2BIG ? "response too large to index"
+							    : "out of memory");
+			goto out_free_snap;
+		}
+	}
 	s->arena = a.buf;
 	s->arena_len = a.len;
 	a.buf = NULL;
@@ -831,6 +1006,7 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 	}
 
 	s->mtime = ctx->now;
+	s->views_mtime = prev ? prev->views_mtime : ctx->now;
 	if (prev) {
 		if (same_listing(prev, s))
 			s->mtime = prev->mtime;
@@ -866,6 +1042,10 @@ void snapshot_put(struct snapshot *s)
 {
 	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	for (int v = 0; v < SNAP_NVIEWS; v++) {
+		free(s->view[v].values);
+		free(s->view[v].members);
+	}
 	free(s->tasks);
 	free(s->nodes);
 	free(s->arena);
@@ -959,11 +1139,138 @@ static size_t diff_task(const struct snapshot *old, const struct snap_task *o,
 		ops->inode(arg, dir);
 		calls++;
 	}
+	if (o->mtime != n->mtime) {
+		/* the view links carry the task's time as their mtime */
+		for (int v = 0; v < SNAP_NVIEWS; v++)
+			ops->inode(arg, snap_link_nodeid(n->key, (enum snap_view_kind)v));
+		calls += SNAP_NVIEWS;
+	}
+	return calls;
+}
+
+/* Value folders whose listing changed, to invalidate each once. */
+struct touched {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static void touch(struct touched *t, uint64_t vkey)
+{
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 64;
+		uint64_t *v = realloc(t->v, cap * sizeof(*v));
+
+		if (!v)
+			return; /* then the kernel keeps that listing until its timeout */
+		t->v = v;
+		t->cap = cap;
+	}
+	t->v[t->n++] = vkey;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+
+	return *x < *y ? -1 : *x > *y;
+}
+
+/* A task's membership in @view moved from @o (in @old) to @n (in @new). */
+static size_t diff_membership(const struct snapshot *old, const struct snap_task *o,
+			      const struct snapshot *new, const struct snap_task *n,
+			      const uint64_t hash_key[2], enum snap_view_kind view,
+			      const struct snap_diff_ops *ops, void *arg, struct touched *tv)
+{
+	size_t olen = 0, nlen = 0, calls = 0;
+	const char *ov = o ? view_value(old, old->arena, view, o, &olen) : NULL;
+	const char *nv = n ? view_value(new, new->arena, view, n, &nlen) : NULL;
+	const struct snap_task *t = n ? n : o;
+	const char *id = n ? snap_task_id(new, n) : snap_task_id(old, o);
+
+	if (ov && nv && olen == nlen && memcmp(ov, nv, olen) == 0)
+		return 0;
+	if (ov) {
+		uint64_t vk = snapshot_value_hash(hash_key, view, ov, olen);
+
+		ops->entry(arg, snap_value_nodeid(vk), id, t->id_len);
+		touch(tv, vk);
+		calls++;
+	}
+	if (nv) {
+		uint64_t vk = snapshot_value_hash(hash_key, view, nv, nlen);
+
+		ops->entry(arg, snap_value_nodeid(vk), id, t->id_len);
+		touch(tv, vk);
+		calls++;
+	}
+	return calls;
+}
+
+static size_t diff_view(const struct snapshot *old, const struct snapshot *new,
+			const uint64_t hash_key[2], enum snap_view_kind view,
+			const struct snap_diff_ops *ops, void *arg)
+{
+	const struct snap_view *ov = &old->view[view], *nv = &new->view[view];
+	struct touched tv = { 0 };
+	size_t i = 0, j = 0, calls = 0;
+	bool listing = false;
+
+	/* values that appeared or went away */
+	while (i < ov->nvalues || j < nv->nvalues) {
+		const struct snap_value *o = i < ov->nvalues ? &ov->values[i] : NULL;
+		const struct snap_value *n = j < nv->nvalues ? &nv->values[j] : NULL;
+
+		if (o && n && o->vkey == n->vkey) {
+			i++, j++;
+		} else if (o && (!n || o->vkey < n->vkey)) {
+			ops->entry(arg, SNAP_VIEW_ROOT_NODEID + view, old->arena + o->name_off,
+				   o->name_len);
+			listing = true;
+			calls++;
+			i++;
+		} else {
+			ops->entry(arg, SNAP_VIEW_ROOT_NODEID + view, new->arena + n->name_off,
+				   n->name_len);
+			listing = true;
+			calls++;
+			j++;
+		}
+	}
+	if (listing) {
+		ops->inode(arg, SNAP_VIEW_ROOT_NODEID + view);
+		calls++;
+	}
+	/* tasks that moved between values, came or went */
+	for (i = 0, j = 0; i < old->ntasks || j < new->ntasks;) {
+		const struct snap_task *o = i < old->ntasks ? &old->tasks[i] : NULL;
+		const struct snap_task *n = j < new->ntasks ? &new->tasks[j] : NULL;
+
+		if (o && n && o->key == n->key) {
+			calls += diff_membership(old, o, new, n, hash_key, view, ops, arg, &tv);
+			i++, j++;
+		} else if (o && (!n || o->key < n->key)) {
+			calls += diff_membership(old, o, new, NULL, hash_key, view, ops, arg, &tv);
+			i++;
+		} else {
+			calls += diff_membership(old, NULL, new, n, hash_key, view, ops, arg, &tv);
+			j++;
+		}
+	}
+	if (tv.n) {
+		qsort(tv.v, tv.n, sizeof(*tv.v), u64_cmp);
+		for (size_t k = 0; k < tv.n; k++) {
+			if (k && tv.v[k] == tv.v[k - 1])
+				continue;
+			ops->inode(arg, snap_value_nodeid(tv.v[k]));
+			calls++;
+		}
+	}
+	free(tv.v);
 	return calls;
 }
 
 size_t snapshot_diff(const struct snapshot *old, const struct snapshot *new,
-		     const struct snap_diff_ops *ops, void *arg)
+		     const uint64_t hash_key[2], const struct snap_diff_ops *ops, void *arg)
 {
 	size_t i = 0, j = 0, calls = 0;
 	bool root = false;
@@ -992,6 +1299,8 @@ size_t snapshot_diff(const struct snapshot *old, const struct snapshot *new,
 		ops->inode(arg, SNAP_ROOT_NODEID);
 		calls++;
 	}
+	for (int v = 0; v < SNAP_NVIEWS; v++)
+		calls += diff_view(old, new, hash_key, (enum snap_view_kind)v, ops, arg);
 	return calls;
 }
 

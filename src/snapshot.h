@@ -19,11 +19,17 @@
  *   [16, 2^61)              file versions, from ctx->next_nodeid
  *   [2^61, 2^62)            .status versions (cache.c)
  *   2^62 | key << 3         task folders; their files' st_ino add 1 + kind
+ *   ... | 5 + view          a task's symlink in a view (same in every value)
+ *   2^62 | vkey << 3 | 7    a view's value folder (vkey: hash of view+value)
+ *   3, 4                    the view roots .by-state and .by-operation
  *
  * Everything stays below 2^63 for programs that keep inodes signed.
  */
 
 enum snap_kind { SNAP_STATE, SNAP_OPERATION, SNAP_TIMESTAMP, SNAP_RAW, SNAP_NKINDS };
+
+/* Views group tasks by a field: .by-state/<STATE>/<id> -> ../../<id> */
+enum snap_view_kind { SNAP_VIEW_STATE, SNAP_VIEW_OPERATION, SNAP_NVIEWS };
 
 #define SNAP_ROOT_NODEID	1ULL
 #define SNAP_STATUS_INO		2ULL
@@ -32,15 +38,29 @@ enum snap_kind { SNAP_STATE, SNAP_OPERATION, SNAP_TIMESTAMP, SNAP_RAW, SNAP_NKIN
 #define SNAP_DIR_BIT		(1ULL << 62)
 #define SNAP_KEY_MASK		((1ULL << 59) - 1)
 #define SNAP_DIR_OFFSET		3 /* readdir cookies 1 and 2 are "." and ".." */
+#define SNAP_VIEW_ROOT_NODEID	3ULL /* + view */
+#define SNAP_LOW_LINK		5    /* + view */
+#define SNAP_LOW_VALUE		7
 
 static inline uint64_t snap_dir_nodeid(uint64_t key)
 {
 	return SNAP_DIR_BIT | (key << 3);
 }
 
+/* true for every path-derived node id: task folders, links, value folders */
 static inline bool snap_is_dir_nodeid(uint64_t nodeid)
 {
 	return (nodeid & SNAP_DIR_BIT) != 0;
+}
+
+static inline uint64_t snap_link_nodeid(uint64_t key, enum snap_view_kind view)
+{
+	return SNAP_DIR_BIT | (key << 3) | (uint64_t)(SNAP_LOW_LINK + view);
+}
+
+static inline uint64_t snap_value_nodeid(uint64_t vkey)
+{
+	return SNAP_DIR_BIT | (vkey << 3) | SNAP_LOW_VALUE;
 }
 
 static inline uint64_t snap_dir_key(uint64_t nodeid)
@@ -64,7 +84,21 @@ struct snap_task {
 	uint64_t key;  /* keyed hash of the id: readdir order, cookie, inode */
 	int64_t mtime; /* s; the task's timestamp */
 	uint32_t id_off, id_len;
+	uint32_t strings; /* bit k: field k was a JSON string */
 	struct snap_file file[SNAP_NKINDS];
+};
+
+/* One value of a view: a folder listing the tasks with that value. */
+struct snap_value {
+	uint64_t vkey; /* keyed hash of view + value: order, cookie, node id */
+	uint32_t name_off, name_len; /* the value, in the arena */
+	uint32_t first, count;	     /* members[first, first + count) */
+};
+
+struct snap_view {
+	size_t nvalues;
+	struct snap_value *values; /* sorted by vkey */
+	uint32_t *members;	   /* task indices; ascending task key per value */
 };
 
 struct snap_node {
@@ -85,12 +119,14 @@ struct snapshot {
 	atomic_uint refs;
 	uint64_t generation; /* set by the cache before publishing */
 	int64_t mtime;	     /* s; root folder: when this listing was first seen */
+	int64_t views_mtime; /* s; view folders: when the first snapshot was built */
 	size_t ntasks;
 	struct snap_task *tasks; /* sorted by key */
 	size_t nnodes;
 	struct snap_node *nodes; /* file node ids, sorted */
 	char *arena;
 	size_t arena_len;
+	struct snap_view view[SNAP_NVIEWS];
 	struct snap_stats stats;
 };
 
@@ -101,6 +137,7 @@ struct snap_ctx {
 };
 
 extern const char *const snap_file_names[SNAP_NKINDS];
+extern const char *const snap_view_names[SNAP_NVIEWS]; /* ".by-state", ".by-operation" */
 
 /*
  * snapshot_parse - build a snapshot from an API answer.  @prev (may be
@@ -137,6 +174,20 @@ bool snapshot_find_node(const struct snapshot *s, uint64_t nodeid, const struct 
 			enum snap_kind *kind);
 /* snapshot_seek - index of the first task whose readdir cookie is > @off */
 size_t snapshot_seek(const struct snapshot *s, uint64_t off);
+/* snapshot_find_value - the value folder @name of @view, or NULL */
+const struct snap_value *snapshot_find_value(const struct snapshot *s, const uint64_t hash_key[2],
+					     enum snap_view_kind view, const char *name, size_t len);
+const struct snap_value *snapshot_find_vkey(const struct snapshot *s, enum snap_view_kind view,
+					    uint64_t vkey);
+/* snapshot_value_hash - the vkey of @name in @view */
+uint64_t snapshot_value_hash(const uint64_t hash_key[2], enum snap_view_kind view,
+			     const char *name, size_t len);
+/* snapshot_in_value - true when task @t belongs to value @v of @view */
+bool snapshot_in_value(const struct snapshot *s, enum snap_view_kind view,
+		       const struct snap_value *v, const struct snap_task *t);
+/* snapshot_view_of - the view a view root node id (3, 4) names, or -1 */
+int snapshot_view_of(uint64_t nodeid);
+
 /* snapshot_kind - SNAP_* for a file name, or -1 */
 int snapshot_kind(const char *name);
 
@@ -156,7 +207,7 @@ struct snap_diff_ops {
  * attributes changed (the root last).  Returns the number of calls.
  */
 size_t snapshot_diff(const struct snapshot *old, const struct snapshot *new,
-		     const struct snap_diff_ops *ops, void *arg);
+		     const uint64_t hash_key[2], const struct snap_diff_ops *ops, void *arg);
 
 /*
  * snapshot_for_each_gone - call @fn for each file node id of @old that

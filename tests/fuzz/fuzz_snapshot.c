@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (snapshot_parse(copy, size, a, &ctx, &b, err, sizeof(err)) < 0)
 		abort();
 	free(copy);
-	if (snapshot_diff(a, b, &ops, &calls) != 0 || calls != 0)
+	if (snapshot_diff(a, b, ctx.hash_key, &ops, &calls) != 0 || calls != 0)
 		abort();
 	snapshot_for_each_gone(a, b, count_gone, &calls);
 	if (calls != 0 || a->ntasks != b->ntasks || a->nnodes != b->nnodes)
@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	{
 		struct snapshot empty = { .ntasks = 0 };
 
-		snapshot_diff(&empty, b, &ops, &calls);
+		snapshot_diff(&empty, b, ctx.hash_key, &ops, &calls);
 		if (b->ntasks && calls != b->ntasks + 1)
 			abort();
 	}
