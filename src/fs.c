@@ -3,6 +3,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -98,6 +99,78 @@ static void fill_entry(struct fuse_entry_param *e, uint64_t nodeid, double entry
 	e->entry_timeout = entry_timeout;
 }
 
+/* ---- what a node id is ---- */
+
+enum node_type {
+	NODE_ROOT,
+	NODE_VIEW_ROOT,
+	NODE_TASK,
+	NODE_LINK,
+	NODE_VALUE,
+	NODE_FILE,
+	NODE_NONE
+};
+
+static enum node_type node_type(uint64_t nodeid)
+{
+	if (nodeid == SNAP_ROOT_NODEID)
+		return NODE_ROOT;
+	if (snapshot_view_of(nodeid) >= 0)
+		return NODE_VIEW_ROOT;
+	if (nodeid < SNAP_FIRST_FILE_NODEID)
+		return NODE_NONE;
+	if (!snap_is_dir_nodeid(nodeid))
+		return NODE_FILE; /* a file version or a .status version */
+	switch (nodeid & 7) {
+	case 0:
+		return NODE_TASK;
+	case SNAP_LOW_LINK + SNAP_VIEW_STATE:
+	case SNAP_LOW_LINK + SNAP_VIEW_OPERATION:
+		return NODE_LINK;
+	case SNAP_LOW_VALUE:
+		return NODE_VALUE;
+	default:
+		return NODE_NONE;
+	}
+}
+
+/* The value folder a node id names, in whichever view has it. */
+static const struct snap_value *find_value_node(const struct snapshot *s, uint64_t nodeid,
+						enum snap_view_kind *view)
+{
+	for (int v = 0; v < SNAP_NVIEWS; v++) {
+		const struct snap_value *val =
+			snapshot_find_vkey(s, (enum snap_view_kind)v, snap_dir_key(nodeid));
+
+		if (val) {
+			*view = (enum snap_view_kind)v;
+			return val;
+		}
+	}
+	return NULL;
+}
+
+static void fill_link(const struct fs *fs, struct stat *st, enum snap_view_kind view,
+		      const struct snap_task *t)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = snap_link_nodeid(t->key, view);
+	st->st_mode = S_IFLNK | 0777;
+	st->st_nlink = 1;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_size = (off_t)(6 + t->id_len); /* "../../" + id */
+	st->st_blksize = 4096;
+	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = t->mtime;
+}
+
+/* A view root or value folder; they change only by invalidation. */
+static void fill_view_dir(const struct fs *fs, struct stat *st, uint64_t ino,
+			  const struct snapshot *s)
+{
+	fill_dir(fs, st, ino, s->views_mtime, 0);
+}
+
 /* ---- lookup and forget ---- */
 
 static void reply_negative(fuse_req_t req)
@@ -140,6 +213,17 @@ static void lookup_root(fuse_req_t req, struct fs *fs, const char *name)
 		return;
 	}
 	s = cache_acquire(fs->cache);
+	for (int v = 0; v < SNAP_NVIEWS; v++) {
+		if (strcmp(name, snap_view_names[v]) != 0)
+			continue;
+		memset(&e, 0, sizeof(e));
+		fill_view_dir(fs, &e.attr, SNAP_VIEW_ROOT_NODEID + (uint64_t)v, s);
+		e.attr.st_nlink += s->view[v].nvalues;
+		fill_entry(&e, SNAP_VIEW_ROOT_NODEID + (uint64_t)v, FS_CACHE_TIMEOUT);
+		snapshot_put(s);
+		fuse_reply_entry(req, &e);
+		return;
+	}
 	t = snapshot_find(s, cache_hash_key(fs->cache), name, strlen(name));
 	if (!t) {
 		snapshot_put(s);
@@ -189,22 +273,79 @@ static void lookup_task(fuse_req_t req, struct fs *fs, uint64_t parent, const ch
 		cache_forget(fs->cache, nodeid, 1);
 }
 
+static void lookup_view_root(fuse_req_t req, struct fs *fs, enum snap_view_kind view,
+			     const char *name)
+{
+	struct snapshot *s = cache_acquire(fs->cache);
+	const struct snap_value *v =
+		snapshot_find_value(s, cache_hash_key(fs->cache), view, name, strlen(name));
+	struct fuse_entry_param e;
+
+	if (!v) {
+		snapshot_put(s);
+		reply_negative(req);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	fill_view_dir(fs, &e.attr, snap_value_nodeid(v->vkey), s);
+	fill_entry(&e, snap_value_nodeid(v->vkey), FS_CACHE_TIMEOUT);
+	snapshot_put(s);
+	fuse_reply_entry(req, &e);
+}
+
+static void lookup_value(fuse_req_t req, struct fs *fs, uint64_t parent, const char *name)
+{
+	struct snapshot *s = cache_acquire(fs->cache);
+	const struct snap_value *v;
+	const struct snap_task *t;
+	struct fuse_entry_param e;
+	enum snap_view_kind view;
+
+	v = find_value_node(s, parent, &view);
+	if (!v) {
+		snapshot_put(s);
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	t = snapshot_find(s, cache_hash_key(fs->cache), name, strlen(name));
+	if (!t || !snapshot_in_value(s, view, v, t)) {
+		snapshot_put(s);
+		reply_negative(req);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	fill_link(fs, &e.attr, view, t);
+	fill_entry(&e, snap_link_nodeid(t->key, view), FS_CACHE_TIMEOUT);
+	snapshot_put(s);
+	fuse_reply_entry(req, &e);
+}
+
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
 
-	if (parent == SNAP_ROOT_NODEID)
+	switch (node_type(parent)) {
+	case NODE_ROOT:
 		lookup_root(req, fs, name);
-	else if (snap_is_dir_nodeid(parent))
+		break;
+	case NODE_VIEW_ROOT:
+		lookup_view_root(req, fs, (enum snap_view_kind)snapshot_view_of(parent), name);
+		break;
+	case NODE_TASK:
 		lookup_task(req, fs, parent, name);
-	else
+		break;
+	case NODE_VALUE:
+		lookup_value(req, fs, parent, name);
+		break;
+	default:
 		fuse_reply_err(req, ENOTDIR);
+	}
 }
 
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	/* only file and .status versions are counted */
-	if (ino != SNAP_ROOT_NODEID && !snap_is_dir_nodeid(ino))
+	if (node_type(ino) == NODE_FILE)
 		cache_forget(fs_of(req)->cache, ino, nlookup);
 	fuse_reply_none(req);
 }
@@ -214,7 +355,7 @@ static void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	struct fs *fs = fs_of(req);
 
 	for (size_t i = 0; i < count; i++)
-		if (forgets[i].ino != SNAP_ROOT_NODEID && !snap_is_dir_nodeid(forgets[i].ino))
+		if (node_type(forgets[i].ino) == NODE_FILE)
 			cache_forget(fs->cache, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
@@ -225,24 +366,50 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct fs *fs = fs_of(req);
 	struct snapshot *s = cache_acquire(fs->cache);
+	const struct snap_value *val;
 	const struct snap_task *t;
+	enum snap_view_kind view;
 	enum snap_kind kind;
 	struct blob *b;
 	struct stat st;
 
-	if (ino == SNAP_ROOT_NODEID) {
+	switch (node_type(ino)) {
+	case NODE_ROOT:
 		fill_dir(fs, &st, SNAP_ROOT_NODEID, s->mtime, s->ntasks);
-	} else if (snap_is_dir_nodeid(ino)) {
+		break;
+	case NODE_VIEW_ROOT:
+		fill_view_dir(fs, &st, ino, s);
+		st.st_nlink += s->view[snapshot_view_of(ino)].nvalues;
+		break;
+	case NODE_TASK:
 		t = snapshot_find_key(s, snap_dir_key(ino));
 		if (!t)
 			goto out_enoent;
 		fill_dir(fs, &st, ino, t->mtime, 0);
-	} else if (snapshot_find_node(s, ino, &t, &kind)) {
-		fill_task_file(fs, &st, t, kind);
-	} else if ((b = cache_blob_get(fs->cache, ino))) {
-		fill_file(fs, &st, b->ino, b->mtime, b->len);
-		blob_put(b);
-	} else {
+		break;
+	case NODE_LINK:
+		t = snapshot_find_key(s, snap_dir_key(ino));
+		if (!t)
+			goto out_enoent;
+		fill_link(fs, &st, (enum snap_view_kind)((ino & 7) - SNAP_LOW_LINK), t);
+		break;
+	case NODE_VALUE:
+		val = find_value_node(s, ino, &view);
+		if (!val)
+			goto out_enoent;
+		fill_view_dir(fs, &st, ino, s);
+		break;
+	case NODE_FILE:
+		if (snapshot_find_node(s, ino, &t, &kind)) {
+			fill_task_file(fs, &st, t, kind);
+		} else if ((b = cache_blob_get(fs->cache, ino))) {
+			fill_file(fs, &st, b->ino, b->mtime, b->len);
+			blob_put(b);
+		} else {
+			goto out_enoent;
+		}
+		break;
+	default:
 		goto out_enoent;
 	}
 	snapshot_put(s);
@@ -252,6 +419,30 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 out_enoent:
 	snapshot_put(s);
 	fuse_reply_err(req, ENOENT);
+}
+
+static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fs_of(req);
+	struct snapshot *s;
+	const struct snap_task *t;
+	char target[6 + 256];
+
+	if (node_type(ino) != NODE_LINK) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	s = cache_acquire(fs->cache);
+	t = snapshot_find_key(s, snap_dir_key(ino));
+	if (!t) {
+		snapshot_put(s);
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	/* the same target in every value folder: the link names the task */
+	snprintf(target, sizeof(target), "../../%s", snap_task_id(s, t));
+	snapshot_put(s);
+	fuse_reply_readlink(req, target);
 }
 
 static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off)
@@ -278,8 +469,8 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct snapshot *s;
 	struct blob *b;
 
-	if (ino == SNAP_ROOT_NODEID || snap_is_dir_nodeid(ino)) {
-		fuse_reply_err(req, EISDIR);
+	if (node_type(ino) != NODE_FILE) {
+		fuse_reply_err(req, node_type(ino) == NODE_LINK ? EINVAL : EISDIR);
 		return;
 	}
 	s = cache_acquire(fs->cache);
@@ -416,12 +607,90 @@ static void readdir_task(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool p
 			cache_forget(fs->cache, counted[i], 1);
 }
 
+static void readdir_view_root(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool plus,
+			      uint64_t ino, off_t off)
+{
+	struct snapshot *s = cache_acquire(fs->cache);
+	const struct snap_view *v = &s->view[snapshot_view_of(ino)];
+	struct fuse_entry_param e;
+
+	if (add_dots(req, fs, d, plus, off, ino)) {
+		size_t lo = 0, hi = v->nvalues;
+
+		/* first value whose cookie (vkey + 3) is past @off */
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (v->values[mid].vkey + SNAP_DIR_OFFSET <= (uint64_t)off)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (size_t i = lo; i < v->nvalues; i++) {
+			const struct snap_value *val = &v->values[i];
+
+			memset(&e, 0, sizeof(e));
+			fill_view_dir(fs, &e.attr, snap_value_nodeid(val->vkey), s);
+			fill_entry(&e, snap_value_nodeid(val->vkey), FS_CACHE_TIMEOUT);
+			if (!dirbuf_add(req, d, plus, s->arena + val->name_off, &e,
+					(off_t)(val->vkey + SNAP_DIR_OFFSET)))
+				break;
+		}
+	}
+	snapshot_put(s);
+	fuse_reply_buf(req, d->buf, d->used);
+}
+
+static void readdir_value(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool plus, uint64_t ino,
+			  off_t off)
+{
+	struct snapshot *s = cache_acquire(fs->cache);
+	const struct snap_value *val;
+	enum snap_view_kind view;
+	struct fuse_entry_param e;
+
+	val = find_value_node(s, ino, &view);
+	if (!val) {
+		snapshot_put(s);
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (add_dots(req, fs, d, plus, off, ino)) {
+		const uint32_t *m = s->view[view].members + val->first;
+		size_t lo = 0, hi = val->count;
+
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (s->tasks[m[mid]].key + SNAP_DIR_OFFSET <= (uint64_t)off)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (size_t i = lo; i < val->count; i++) {
+			const struct snap_task *t = &s->tasks[m[i]];
+
+			memset(&e, 0, sizeof(e));
+			fill_link(fs, &e.attr, view, t);
+			fill_entry(&e, snap_link_nodeid(t->key, view), FS_CACHE_TIMEOUT);
+			if (!dirbuf_add(req, d, plus, snap_task_id(s, t), &e,
+					(off_t)(t->key + SNAP_DIR_OFFSET)))
+				break;
+		}
+	}
+	snapshot_put(s);
+	fuse_reply_buf(req, d->buf, d->used);
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	struct fs *fs = fs_of(req);
 	struct dirbuf d = { .size = size };
 
-	if (ino != SNAP_ROOT_NODEID && !snap_is_dir_nodeid(ino)) {
+	enum node_type type = node_type(ino);
+
+	if (type != NODE_ROOT && type != NODE_VIEW_ROOT && type != NODE_TASK &&
+	    type != NODE_VALUE) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -430,8 +699,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	if (ino == SNAP_ROOT_NODEID)
+	if (type == NODE_ROOT)
 		readdir_root(req, fs, &d, plus, off);
+	else if (type == NODE_VIEW_ROOT)
+		readdir_view_root(req, fs, &d, plus, ino, off);
+	else if (type == NODE_VALUE)
+		readdir_value(req, fs, &d, plus, ino, off);
 	else
 		readdir_task(req, fs, &d, plus, ino, off);
 	free(d.buf);
@@ -477,6 +750,9 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA)
 		conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
+	/* a link's target never changes for its node id */
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 }
@@ -554,6 +830,7 @@ static const struct fuse_lowlevel_ops fs_lowlevel_ops = {
 	.forget = fs_forget,
 	.forget_multi = fs_forget_multi,
 	.getattr = fs_getattr,
+	.readlink = fs_readlink,
 	.open = fs_open,
 	.read = fs_read,
 	.opendir = fs_opendir,

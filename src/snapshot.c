@@ -741,8 +741,8 @@ static int build_nodes(struct snapshot *s)
 
 /* ---- views ---- */
 
-uint64_t snapshot_value_hash(const uint64_t hash_key[2], enum snap_view_kind view,
-			     const char *name, size_t len)
+uint64_t snapshot_value_hash(const uint64_t hash_key[2], enum snap_view_kind view, const char *name,
+			     size_t len)
 {
 	unsigned char buf[1 + 256];
 
@@ -986,8 +986,8 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 	for (int v = 0; v < SNAP_NVIEWS; v++) {
 		ret = build_view(s, &a, ctx->hash_key, (enum snap_view_kind)v);
 		if (ret < 0) {
-			snprintf(err, errlen, ret == -E2BIG ? "response too large to index"
-							    : "out of memory");
+			snprintf(err, errlen,
+				 ret == -E2BIG ? "response too large to index" : "out of memory");
 			goto out_free_snap;
 		}
 	}

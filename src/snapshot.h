@@ -37,7 +37,7 @@ enum snap_view_kind { SNAP_VIEW_STATE, SNAP_VIEW_OPERATION, SNAP_NVIEWS };
 #define SNAP_STATUS_NODEID_BASE (1ULL << 61)
 #define SNAP_DIR_BIT		(1ULL << 62)
 #define SNAP_KEY_MASK		((1ULL << 59) - 1)
-#define SNAP_DIR_OFFSET		3 /* readdir cookies 1 and 2 are "." and ".." */
+#define SNAP_DIR_OFFSET		3    /* readdir cookies 1 and 2 are "." and ".." */
 #define SNAP_VIEW_ROOT_NODEID	3ULL /* + view */
 #define SNAP_LOW_LINK		5    /* + view */
 #define SNAP_LOW_VALUE		7
@@ -90,7 +90,7 @@ struct snap_task {
 
 /* One value of a view: a folder listing the tasks with that value. */
 struct snap_value {
-	uint64_t vkey; /* keyed hash of view + value: order, cookie, node id */
+	uint64_t vkey;		     /* keyed hash of view + value: order, cookie, node id */
 	uint32_t name_off, name_len; /* the value, in the arena */
 	uint32_t first, count;	     /* members[first, first + count) */
 };
@@ -176,12 +176,13 @@ bool snapshot_find_node(const struct snapshot *s, uint64_t nodeid, const struct 
 size_t snapshot_seek(const struct snapshot *s, uint64_t off);
 /* snapshot_find_value - the value folder @name of @view, or NULL */
 const struct snap_value *snapshot_find_value(const struct snapshot *s, const uint64_t hash_key[2],
-					     enum snap_view_kind view, const char *name, size_t len);
+					     enum snap_view_kind view, const char *name,
+					     size_t len);
 const struct snap_value *snapshot_find_vkey(const struct snapshot *s, enum snap_view_kind view,
 					    uint64_t vkey);
 /* snapshot_value_hash - the vkey of @name in @view */
-uint64_t snapshot_value_hash(const uint64_t hash_key[2], enum snap_view_kind view,
-			     const char *name, size_t len);
+uint64_t snapshot_value_hash(const uint64_t hash_key[2], enum snap_view_kind view, const char *name,
+			     size_t len);
 /* snapshot_in_value - true when task @t belongs to value @v of @view */
 bool snapshot_in_value(const struct snapshot *s, enum snap_view_kind view,
 		       const struct snap_value *v, const struct snap_task *t);

@@ -368,13 +368,14 @@ out:
 
 static void test_views(void)
 {
-	struct snapshot *s = parse("{\"items\": ["
-				   "{\"id\": \"a\", \"state\": \"FAILED\", \"operation\": \"CREATE\"},"
-				   "{\"id\": \"b\", \"state\": \"FAILED\", \"operation\": \"DELETE\"},"
-				   "{\"id\": \"c\", \"state\": \"DONE\"},"
-				   "{\"id\": \"d\", \"state\": 7, \"operation\": \"../x\"},"
-				   "{\"id\": \"e\", \"state\": \".hidden\", \"operation\": \"\"}]}",
-				   NULL);
+	struct snapshot *s =
+		parse("{\"items\": ["
+		      "{\"id\": \"a\", \"state\": \"FAILED\", \"operation\": \"CREATE\"},"
+		      "{\"id\": \"b\", \"state\": \"FAILED\", \"operation\": \"DELETE\"},"
+		      "{\"id\": \"c\", \"state\": \"DONE\"},"
+		      "{\"id\": \"d\", \"state\": 7, \"operation\": \"../x\"},"
+		      "{\"id\": \"e\", \"state\": \".hidden\", \"operation\": \"\"}]}",
+		      NULL);
 	const struct snap_value *failed, *done;
 	const struct snap_view *v;
 
