@@ -48,15 +48,16 @@ struct cache {
 	/* under lock */
 	struct snapshot *current;
 	struct nodes *nodes;
-	uint64_t generation;   /* snapshots swapped in */
-	uint64_t requests;     /* API requests sent */
-	uint64_t status_seq;   /* .status versions rendered */
-	time_t last_success;   /* wall s, 0 = never */
-	time_t last_attempt;   /* wall s */
-	double next_attempt;   /* monotonic s */
-	unsigned int failures; /* consecutive */
-	char last_error[192];  /* "" = none */
-	size_t last_changes;   /* notifications of the last swap */
+	uint64_t generation;	     /* snapshots swapped in */
+	uint64_t requests;	     /* API requests sent */
+	uint64_t status_seq;	     /* .status versions rendered */
+	time_t last_success;	     /* wall s, 0 = never */
+	time_t last_attempt;	     /* wall s */
+	double next_attempt;	     /* monotonic s */
+	unsigned int failures;	     /* consecutive */
+	unsigned int recovered_from; /* failures before the last swap */
+	char last_error[192];	     /* "" = none */
+	size_t last_changes;	     /* notifications of the last swap */
 };
 
 static double mono_now(void)
@@ -109,6 +110,7 @@ void cache_free(struct cache *c)
 	if (!c)
 		return;
 	snapshot_put(c->current);
+	snap_ctx_release(&c->ctx);
 	nodes_free(c->nodes);
 	api_free(c->api);
 	http_client_free(c->http);
@@ -209,10 +211,74 @@ static void gone_add(void *arg, const struct snapshot *old, const struct snap_no
  * Swap @next in.  Node ids of @old that the kernel still holds keep their
  * bytes as blobs, so an open file never changes under its reader.
  */
-static void cache_publish(struct cache *c, struct snapshot *next)
+/* The folders a swap invalidated, to say it again a moment later. */
+struct inval_echo {
+	const struct cache_notify *n;
+	uint64_t *v;
+	size_t len, cap;
+};
+
+static void echo_entry(void *arg, uint64_t parent, const char *name, size_t len)
+{
+	struct inval_echo *e = arg;
+
+	e->n->entry(e->n->arg, parent, name, len);
+}
+
+static void echo_inode(void *arg, uint64_t nodeid)
+{
+	struct inval_echo *e = arg;
+
+	e->n->inode(e->n->arg, nodeid);
+	if (e->len == e->cap) {
+		size_t cap = e->cap ? e->cap * 2 : 64;
+		uint64_t *v = realloc(e->v, cap * sizeof(*v));
+
+		if (!v)
+			return;
+		e->v = v;
+		e->cap = cap;
+	}
+	e->v[e->len++] = nodeid;
+}
+
+/*
+ * Tell the kernel what changed from @old to @next.  Folder invalidation
+ * does not wait for a READDIR in flight, which may still carry the old
+ * listing into the kernel's cache; saying it again 20 ms later closes that
+ * window.  Names need no echo: their invalidation waits for lookups.
+ */
+static void cache_notify_changes(struct cache *c, const struct snapshot *old,
+				 const struct snapshot *next)
+{
+	struct inval_echo e = { .n = &c->notify };
+	struct snap_diff_ops ops = { echo_entry, echo_inode };
+	size_t changes = snapshot_diff(old, next, c->hash_key, &ops, &e);
+
+	if (e.len && !atomic_load(&c->stopping)) {
+		struct timespec pause = { 0, 20 * 1000 * 1000 };
+
+		nanosleep(&pause, NULL);
+		for (size_t i = 0; i < e.len && !atomic_load(&c->stopping); i++)
+			c->notify.inode(c->notify.arg, e.v[i]);
+	}
+	free(e.v);
+	pthread_mutex_lock(&c->lock);
+	c->last_changes = changes;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * Swap @next in (taking its reference).  Node ids of the old snapshot
+ * that the kernel still holds keep their bytes as blobs, so an open file
+ * never changes under its reader; if that cannot be done (no memory) the
+ * swap is refused and -ENOMEM returned, keeping the old snapshot.
+ */
+static int cache_publish(struct cache *c, struct snapshot *next)
 {
 	struct gone_list gone = { 0 };
 	struct snapshot *old;
+	int ret = 0;
 
 	pthread_mutex_lock(&c->lock);
 	old = c->current;
@@ -220,11 +286,9 @@ static void cache_publish(struct cache *c, struct snapshot *next)
 	/* only the refresher swaps, so @old stays current until we do */
 	if (old)
 		snapshot_for_each_gone(old, next, gone_add, &gone);
-	if (gone.oom)
-		log_warn("out of memory listing replaced files; open files may read as stale");
 
 	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; i < gone.n; i++) {
+	for (size_t i = 0; i < gone.n && !gone.oom; i++) {
 		const struct snap_node *nd = gone.v[i];
 		const struct snap_task *t = &old->tasks[nd->task];
 		const struct snap_file *f = &t->file[nd->kind];
@@ -234,23 +298,33 @@ static void cache_publish(struct cache *c, struct snapshot *next)
 			continue;
 		b = blob_new(snap_file_ino(t->key, (enum snap_kind)nd->kind), f->mtime,
 			     snap_file_data(old, f), f->len);
-		if (b)
+		if (!b)
+			gone.oom = true;
+		else
 			nodes_set_blob(c->nodes, nd->nodeid, b);
+	}
+	if (gone.oom) {
+		/* blobs already made for still-current node ids do no harm */
+		pthread_mutex_unlock(&c->lock);
+		free(gone.v);
+		snapshot_put(next);
+		return -ENOMEM;
 	}
 	next->generation = ++c->generation;
 	c->current = next;
+	/* health changes with the data, so .status never lags what readers see */
+	c->recovered_from = c->failures;
+	c->failures = 0;
+	c->last_error[0] = '\0';
+	c->last_success = time(NULL);
+	c->next_attempt = mono_now() + c->ttl;
 	pthread_mutex_unlock(&c->lock);
 	free(gone.v);
 
-	if (old && c->started && c->notify.entry) {
-		struct snap_diff_ops ops = { c->notify.entry, c->notify.inode };
-		size_t changes = snapshot_diff(old, next, c->hash_key, &ops, c->notify.arg);
-
-		pthread_mutex_lock(&c->lock);
-		c->last_changes = changes;
-		pthread_mutex_unlock(&c->lock);
-	}
+	if (old && c->started && c->notify.entry && !atomic_load(&c->stopping))
+		cache_notify_changes(c, old, next);
 	snapshot_put(old);
+	return ret;
 }
 
 int cache_publish_body(struct cache *c, char *body, size_t len, char *err, size_t errlen)
@@ -258,14 +332,16 @@ int cache_publish_body(struct cache *c, char *body, size_t len, char *err, size_
 	struct snapshot *prev, *next;
 	int ret;
 
+	if (c->started)
+		return -EBUSY;
 	pthread_mutex_lock(&c->lock);
 	prev = c->current ? snapshot_get(c->current) : NULL;
 	pthread_mutex_unlock(&c->lock);
 	c->ctx.now = time(NULL);
 	ret = snapshot_parse(body, len, prev, &c->ctx, &next, err, errlen);
 	snapshot_put(prev);
-	if (ret == 0)
-		cache_publish(c, next);
+	if (ret == 0 && (ret = cache_publish(c, next)) < 0)
+		snprintf(err, errlen, "out of memory");
 	return ret;
 }
 
@@ -356,16 +432,15 @@ static void cache_refresh(struct cache *c)
 	ret = cache_fetch(c, &next, 0, &retry_after, err, sizeof(err));
 	if (ret == -ECANCELED)
 		return;
+	if (ret == 0 && cache_publish(c, next) < 0) {
+		ret = -ENOMEM;
+		snprintf(err, sizeof(err), "out of memory keeping replaced files; not swapped");
+	}
 	if (ret == 0) {
-		cache_publish(c, next);
 		pthread_mutex_lock(&c->lock);
-		if (c->failures)
+		if (c->recovered_from)
 			log_info("refresh recovered after %u failed attempt(s); %zu tasks",
-				 c->failures, next->ntasks);
-		c->failures = 0;
-		c->last_error[0] = '\0';
-		c->last_success = time(NULL);
-		c->next_attempt = mono_now() + c->ttl;
+				 c->recovered_from, next->ntasks);
 		log_debug("refresh: %zu tasks, generation %llu, %zu changes, %.0f ms", next->ntasks,
 			  (unsigned long long)next->generation, c->last_changes,
 			  (mono_now() - t0) * 1e3);
@@ -411,7 +486,8 @@ int cache_first_fetch(struct cache *c, char *err, size_t errlen)
 			 why);
 		return ret;
 	}
-	for (;;) {
+	/* bounded by the monotonic clock, in case the wall clock steps back */
+	for (double limit = mono_now() + 1.1; mono_now() < limit;) {
 		struct timespec wait;
 
 		clock_gettime(CLOCK_REALTIME, &now);
@@ -421,11 +497,10 @@ int cache_first_fetch(struct cache *c, char *err, size_t errlen)
 		wait.tv_nsec = 1000000000L - now.tv_nsec;
 		nanosleep(&wait, NULL);
 	}
-	cache_publish(c, s);
-	pthread_mutex_lock(&c->lock);
-	c->last_success = time(NULL);
-	c->next_attempt = mono_now() + c->ttl;
-	pthread_mutex_unlock(&c->lock);
+	if (cache_publish(c, s) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	log_snapshot_warnings(c, s);
 	return 0;
 }
@@ -447,24 +522,31 @@ static void *cache_thread(void *arg)
 	while (!atomic_load(&c->stopping)) {
 		struct pollfd pfd = { .fd = c->wake[0], .events = POLLIN };
 		double wait;
+		bool failing;
 		int ms;
 
 		pthread_mutex_lock(&c->lock);
 		wait = c->next_attempt - mono_now();
+		failing = c->failures > 0;
 		pthread_mutex_unlock(&c->lock);
 		if (wait > 0) {
 			ms = (int)ceil(fmin(wait, 3600.0) * 1000);
-			if (poll(&pfd, 1, ms) > 0) {
-				drain_wake(c);
-				if (atomic_load(&c->stopping))
-					break;
-				log_debug("refresh requested");
-			} else {
+			if (poll(&pfd, 1, ms) <= 0)
 				continue; /* re-check the deadline: it may be later now */
+			drain_wake(c);
+			if (atomic_load(&c->stopping))
+				break;
+			if (failing) {
+				/* SIGHUP does not override the backoff or Retry-After */
+				log_debug("refresh requested; waiting for the retry time");
+				continue;
 			}
+			log_debug("refresh requested");
 		}
 		cache_refresh(c);
 	}
+	if (c->notify.stopped)
+		c->notify.stopped(c->notify.stop_arg);
 	return NULL;
 }
 
@@ -495,12 +577,17 @@ void cache_refresh_now(struct cache *c)
 	errno = saved;
 }
 
+void cache_request_stop(struct cache *c)
+{
+	atomic_store(&c->stopping, true);
+	cache_refresh_now(c);
+}
+
 void cache_stop(struct cache *c)
 {
 	if (!c->started)
 		return;
-	atomic_store(&c->stopping, true);
-	cache_refresh_now(c);
+	cache_request_stop(c);
 	pthread_join(c->thread, NULL);
 	c->started = false;
 }

@@ -22,6 +22,9 @@ struct cache_notify {
 	void (*entry)(void *arg, uint64_t parent, const char *name, size_t len);
 	void (*inode)(void *arg, uint64_t nodeid);
 	void *arg;
+	/* called from the refresher thread once it has stopped for a stop request */
+	void (*stopped)(void *stop_arg);
+	void *stop_arg;
 };
 
 /*
@@ -44,14 +47,25 @@ void cache_stop(struct cache *c);
 
 /*
  * cache_publish_body - parse @body as an API answer and swap it in as if a
- * refresh had fetched it (kernel notifications included once started).
- * For tests and benchmarks that exercise the cache without a network.
- * Call from one thread at a time.  0 or -errno + @err.
+ * refresh had fetched it.  For tests that exercise the cache without a
+ * network: only before cache_start(), from one thread (the swap assumes a
+ * single publisher).  0, -EBUSY once started, or -errno + @err.
  */
 int cache_publish_body(struct cache *c, char *body, size_t len, char *err, size_t errlen);
 
-/* cache_refresh_now - ask for a refresh now; async-signal-safe */
+/*
+ * cache_refresh_now - ask for a refresh now; async-signal-safe.  While
+ * refreshes are failing it waits for the backoff and any Retry-After.
+ */
 void cache_refresh_now(struct cache *c);
+
+/*
+ * cache_request_stop - async-signal-safe: cancel a request in flight, send
+ * no more notifications, and let the refresher end and call n->stopped.
+ * The FUSE loop must keep serving until then, since a notification may
+ * wait for a reply to a request in flight.
+ */
+void cache_request_stop(struct cache *c);
 
 /* cache_acquire - the current snapshot with a reference; snapshot_put it */
 struct snapshot *cache_acquire(struct cache *c);

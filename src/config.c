@@ -310,8 +310,19 @@ static int creds_line(const char *s, const char *e, unsigned int lineno, struct 
 	else if (klen == 7 && memcmp(k, "api_key", 7) == 0)
 		dst = c->api_key;
 	else {
-		snprintf(err, errlen, "line %u: unknown key '%.*s' (expected user_id or api_key)",
-			 lineno, (int)(klen > 40 ? 40 : klen), k);
+		/* echo the key only if it looks like a key name: a bare secret
+		 * on its own line must not end up in an error message */
+		bool plain = klen > 0 && klen <= 20;
+
+		for (size_t i = 0; i < klen && plain; i++)
+			plain = (k[i] >= 'a' && k[i] <= 'z') || k[i] == '_' || k[i] == '-';
+		if (plain)
+			snprintf(err, errlen,
+				 "line %u: unknown key '%.*s' (expected user_id or api_key)",
+				 lineno, (int)klen, k);
+		else
+			snprintf(err, errlen, "line %u: unknown key (expected user_id or api_key)",
+				 lineno);
 		return -EINVAL;
 	}
 	if (dst[0]) {

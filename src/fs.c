@@ -3,6 +3,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@
 #define FS_CACHE_TIMEOUT 86400.0
 
 struct fs {
+	bool no_open;	 /* the kernel takes ENOSYS from open: set in init */
+	bool no_opendir; /* ...and from opendir */
 	struct cache *cache;
 	struct fuse_session *se;
 	uid_t uid;
@@ -491,12 +494,24 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
  */
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, ENOSYS);
+	if (fs_of(req)->no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	/* an older kernel: the same effect, one open at a time */
+	fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
 }
 
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, ENOSYS);
+	if (fs_of(req)->no_opendir) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	fi->keep_cache = 1;
+	fi->cache_readdir = 1;
+	fuse_reply_open(req, fi);
 }
 
 /* ---- readdir ---- */
@@ -742,6 +757,10 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct fs *fs = userdata;
+
+	fs->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+	fs->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
 	if (conn->capable & FUSE_CAP_READDIRPLUS) {
 		conn->want |= FUSE_CAP_READDIRPLUS;
 		conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
@@ -880,7 +899,7 @@ static void fs_inval_inode(void *arg, uint64_t nodeid)
 
 struct cache_notify fs_notify(struct fs *fs)
 {
-	struct cache_notify n = { fs_inval_entry, fs_inval_inode, fs };
+	struct cache_notify n = { .entry = fs_inval_entry, .inode = fs_inval_inode, .arg = fs };
 
 	return n;
 }

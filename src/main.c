@@ -2,6 +2,7 @@
 /* ingestfs: options, start-up order, shutdown. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,8 @@
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
-static struct cache *hup_cache;
+static struct cache *volatile sig_cache; /* for the signal handlers */
+static pthread_t main_thread;
 
 static void print_help(const char *prog)
 {
@@ -60,20 +62,54 @@ static void print_help(const char *prog)
 
 static void on_sighup(int sig)
 {
-	if (hup_cache)
-		cache_refresh_now(hup_cache);
+	if (sig_cache)
+		cache_refresh_now(sig_cache);
 }
 
-static int install_sighup(struct cache *cache)
+/*
+ * SIGTERM and SIGINT stop the refresher first, while the FUSE loop still
+ * answers: a kernel notification in flight may be waiting for one of its
+ * replies.  The refresher then ends the loop (on_refresher_stopped).
+ */
+static void on_sigterm(int sig)
+{
+	if (sig_cache)
+		cache_request_stop(sig_cache);
+}
+
+/* only there to interrupt the main thread's wait: no SA_RESTART */
+static void on_wakeup(int sig)
+{
+}
+
+static void on_refresher_stopped(void *arg)
+{
+	fuse_session_exit(arg);
+	pthread_kill(main_thread, SIGUSR1);
+}
+
+static int set_handler(int sig, void (*fn)(int), int flags)
 {
 	struct sigaction sa;
 
-	hup_cache = cache;
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sighup;
+	sa.sa_handler = fn;
 	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	return sigaction(SIGHUP, &sa, NULL);
+	sa.sa_flags = flags;
+	return sigaction(sig, &sa, NULL);
+}
+
+/* After libfuse's own handlers (SIGPIPE ignored), replace its exit ones. */
+static int install_signals(struct cache *cache)
+{
+	sig_cache = cache;
+	main_thread = pthread_self();
+	if (set_handler(SIGUSR1, on_wakeup, 0) < 0 ||
+	    set_handler(SIGHUP, on_sighup, SA_RESTART) < 0 ||
+	    set_handler(SIGTERM, on_sigterm, SA_RESTART) < 0 ||
+	    set_handler(SIGINT, on_sigterm, SA_RESTART) < 0)
+		return -1;
+	return 0;
 }
 
 static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *opts)
@@ -102,7 +138,7 @@ static int serve(struct fuse_session *se, struct fs *fs, const struct fuse_cmdli
 	struct cache_notify notify;
 	int ret = EXIT_FAIL, loop;
 
-	if (fuse_set_signal_handlers(se) < 0 || install_sighup(cache) < 0)
+	if (fuse_set_signal_handlers(se) < 0)
 		return EXIT_FAIL;
 	if (fuse_session_mount(se, opts->mountpoint) < 0)
 		goto out_signals;
@@ -113,6 +149,13 @@ static int serve(struct fuse_session *se, struct fs *fs, const struct fuse_cmdli
 
 	fs_set_session(fs, se);
 	notify = fs_notify(fs);
+	notify.stopped = on_refresher_stopped;
+	notify.stop_arg = se;
+	/* before the thread starts: its stop callback signals this thread */
+	if (install_signals(cache) < 0) {
+		log_err("cannot install signal handlers: %s", strerror(errno));
+		goto out_unmount;
+	}
 	if (cache_start(cache, &notify) < 0) {
 		log_err("cannot start the refresher thread");
 		goto out_unmount;
@@ -128,7 +171,7 @@ out_unmount:
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
-	hup_cache = NULL;
+	sig_cache = NULL;
 	return ret;
 }
 

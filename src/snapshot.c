@@ -592,9 +592,94 @@ static const struct snap_task *prev_task(const struct snapshot *prev, const stru
 	return NULL;
 }
 
+/* ---- tasks that leave and come back ---- */
+
+static int64_t grave_find(const struct snap_ctx *ctx, uint64_t key)
+{
+	size_t lo = 0, hi = ctx->ngrave;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ctx->grave[mid].key < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < ctx->ngrave && ctx->grave[lo].key == key ? ctx->grave[lo].mtime : INT64_MIN;
+}
+
+static int grave_cmp(const void *a, const void *b)
+{
+	const struct snap_grave *x = a, *y = b;
+
+	return x->key < y->key ? -1 : x->key > y->key;
+}
+
+static int64_t task_newest(const struct snap_task *t)
+{
+	int64_t m = INT64_MIN;
+
+	for (int k = 0; k < SNAP_NKINDS; k++)
+		if (t->file[k].nodeid && t->file[k].mtime > m)
+			m = t->file[k].mtime;
+	return m;
+}
+
+/*
+ * Remember tasks that went away while their newest mtime is not yet in the
+ * past, so that a return within the same second gets a later mtime and
+ * rsync's size+mtime check cannot miss it.  Usually this list is empty.
+ */
+static void grave_update(struct snap_ctx *ctx, const struct snapshot *prev,
+			 const struct snapshot *s)
+{
+	struct snap_grave *g;
+	size_t n = 0, cap = ctx->ngrave;
+	size_t i = 0, j = 0;
+
+	if (prev)
+		cap += prev->ntasks;
+	g = malloc(sizeof(*g) * (cap + 1));
+	if (!g)
+		return; /* keep the old list: only a same-second corner case is at stake */
+	for (size_t k = 0; k < ctx->ngrave; k++)
+		if (ctx->grave[k].mtime >= ctx->now && !snapshot_find_key(s, ctx->grave[k].key))
+			g[n++] = ctx->grave[k];
+	while (prev && i < prev->ntasks) {
+		const struct snap_task *o = &prev->tasks[i];
+
+		if (j < s->ntasks && s->tasks[j].key < o->key) {
+			j++;
+		} else if (j < s->ntasks && s->tasks[j].key == o->key) {
+			i++, j++;
+		} else {
+			int64_t m = task_newest(o);
+
+			if (m >= ctx->now) {
+				g[n].key = o->key;
+				g[n].mtime = m;
+				n++;
+			}
+			i++;
+		}
+	}
+	qsort(g, n, sizeof(*g), grave_cmp);
+	free(ctx->grave);
+	ctx->grave = g;
+	ctx->ngrave = n;
+}
+
+void snap_ctx_release(struct snap_ctx *ctx)
+{
+	free(ctx->grave);
+	ctx->grave = NULL;
+	ctx->ngrave = 0;
+}
+
 static int build_file(struct arena *a, struct snap_ctx *ctx, const struct snapshot *prev,
-		      const struct snap_task *pt, struct snap_file *f, enum snap_kind kind,
-		      const char *text, size_t len)
+		      const struct snap_task *pt, int64_t grave_mtime, struct snap_file *f,
+		      enum snap_kind kind, const char *text, size_t len)
 {
 	const struct snap_file *pf = pt ? &pt->file[kind] : NULL;
 	int64_t off = arena_add(a, text, len, true);
@@ -611,6 +696,8 @@ static int build_file(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 	}
 	f->nodeid = ctx->next_nodeid++;
 	f->mtime = ctx->now;
+	if (!pt && grave_mtime >= f->mtime)
+		f->mtime = grave_mtime + 1; /* the task left and came back this second */
 	if (pt) {
 		/*
 		 * New content must get a new mtime even within one second, so
@@ -628,6 +715,7 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 {
 	static const char *const fields[SNAP_RAW] = { "state", "operation", "timestamp" };
 	const struct snap_task *pt = prev_task(prev, p);
+	int64_t grave_mtime = pt ? INT64_MIN : grave_find(ctx, p->key);
 	int64_t off;
 	int ret = 0;
 
@@ -653,8 +741,8 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 		}
 		if (cJSON_IsString(v))
 			t->strings |= 1u << k;
-		ret = build_file(a, ctx, prev, pt, &t->file[k], (enum snap_kind)k, text,
-				 strlen(text));
+		ret = build_file(a, ctx, prev, pt, grave_mtime, &t->file[k], (enum snap_kind)k,
+				 text, strlen(text));
 		if (must_free)
 			free((void *)text);
 	}
@@ -663,7 +751,8 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 
 		if (!raw)
 			return -ENOMEM;
-		ret = build_file(a, ctx, prev, pt, &t->file[SNAP_RAW], SNAP_RAW, raw, strlen(raw));
+		ret = build_file(a, ctx, prev, pt, grave_mtime, &t->file[SNAP_RAW], SNAP_RAW, raw,
+				 strlen(raw));
 		free(raw);
 	}
 	return ret;
@@ -924,7 +1013,8 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 	}
 	ret = scan_numbers(body, len, &nt);
 	if (ret < 0) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen,
+			 ret == -E2BIG ? "response too large to index" : "out of memory");
 		goto out_free_json;
 	}
 	{
@@ -1013,6 +1103,7 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 		else if (prev->mtime >= s->mtime)
 			s->mtime = prev->mtime + 1;
 	}
+	grave_update(ctx, prev, s);
 	free(pend);
 	free(nt.v);
 	cJSON_Delete(root);
@@ -1146,6 +1237,19 @@ static size_t diff_task(const struct snapshot *old, const struct snap_task *o,
 		calls += SNAP_NVIEWS;
 	}
 	return calls;
+}
+
+/*
+ * A folder's node id outlives the task: the kernel may keep a detached
+ * folder entry with a child still in use, and reattach it when the id
+ * comes back.  So a task that goes or comes also drops its children.
+ */
+static size_t forget_children(uint64_t key, const struct snap_diff_ops *ops, void *arg)
+{
+	for (int k = 0; k < SNAP_NKINDS; k++)
+		ops->entry(arg, snap_dir_nodeid(key), snap_file_names[k],
+			   strlen(snap_file_names[k]));
+	return SNAP_NKINDS;
 }
 
 /* Value folders whose listing changed, to invalidate each once. */
@@ -1284,13 +1388,13 @@ size_t snapshot_diff(const struct snapshot *old, const struct snapshot *new,
 			i++, j++;
 		} else if (o && (!n || o->key < n->key)) {
 			ops->entry(arg, SNAP_ROOT_NODEID, snap_task_id(old, o), o->id_len);
-			calls++;
+			calls += 1 + forget_children(o->key, ops, arg);
 			root = true;
 			i++;
 		} else {
 			/* also drops a cached negative entry for the new name */
 			ops->entry(arg, SNAP_ROOT_NODEID, snap_task_id(new, n), n->id_len);
-			calls++;
+			calls += 1 + forget_children(n->key, ops, arg);
 			root = true;
 			j++;
 		}

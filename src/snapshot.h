@@ -130,11 +130,21 @@ struct snapshot {
 	struct snap_stats stats;
 };
 
-struct snap_ctx {
-	uint64_t hash_key[2]; /* per-mount random key for the id hash */
-	int64_t now;	      /* wall clock, s */
-	uint64_t next_nodeid; /* file node id allocator; advanced by parse */
+struct snap_grave {
+	uint64_t key;  /* a task that went away... */
+	int64_t mtime; /* ...and the newest file mtime it had, s */
 };
+
+struct snap_ctx {
+	uint64_t hash_key[2];	  /* per-mount random key for the id hash */
+	int64_t now;		  /* wall clock, s */
+	uint64_t next_nodeid;	  /* file node id allocator; advanced by parse */
+	struct snap_grave *grave; /* removed tasks with mtimes >= now, by key */
+	size_t ngrave;
+};
+
+/* snap_ctx_release - free what parsing left in @ctx */
+void snap_ctx_release(struct snap_ctx *ctx);
 
 extern const char *const snap_file_names[SNAP_NKINDS];
 extern const char *const snap_view_names[SNAP_NVIEWS]; /* ".by-state", ".by-operation" */

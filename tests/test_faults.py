@@ -83,7 +83,7 @@ def test_fault_keeps_last_good_data(new_mount, kind):
     sim.patch(ID0, {"state": "RECOVERED"})
     assert wait_for(lambda: read(m.p(ID0, "state")) == "RECOVERED\n", 20), kind
     st = m.status()
-    assert st["last_error"] == "none" and st["consecutive_failures"] == "0"
+    assert st["last_error"] == "none" and st["consecutive_failures"] == "0", (st, m.stderr())
     assert m.stop() == 0
     lines = m.stderr().splitlines()
     # one line when it broke, one when it recovered

@@ -194,6 +194,14 @@ static void test_creds_parse(void)
 	CHECK(cparse("user_id = a\napi_key = \"s3cr3t\"\n", &c, err) < 0 && !strstr(err, "s3cr3t"));
 	CHECK(cparse("user_id = a\napi_key = s3cr3t\napi_key = s3cr3t\n", &c, err) < 0 &&
 	      !strstr(err, "s3cr3t"));
+	/* a bare base64 secret, or a mistyped separator, is not echoed either */
+	CHECK(cparse("user_id = a\nAbCdEfSECRETKEYSECRETKEY0123456789==\n", &c, err) < 0 &&
+	      !strstr(err, "SECRET") && strstr(err, "line 2"));
+	CHECK(cparse("user_id = a\napi_key: SECRETSECRET=\n", &c, err) < 0 &&
+	      !strstr(err, "SECRET"));
+	CHECK(cparse("user_id = a\nsecretsecret=x\napi_key = k\n", &c, err) < 0 &&
+	      strstr(err, "unknown key"));
+	CHECK(cparse("userid = a\napi_key = k\n", &c, err) < 0 && strstr(err, "'userid'"));
 	{
 		char big[2100];
 

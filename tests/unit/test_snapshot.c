@@ -292,7 +292,7 @@ static void count_gone(void *arg, const struct snapshot *old, const struct snap_
 static void test_versions(void)
 {
 	static const struct snap_diff_ops ops = { log_entry, log_inode };
-	struct snapshot *a, *b, *c;
+	struct snapshot *a, *b, *c, *a2, *b2, *c2;
 	const struct snap_task *ta, *tb;
 	struct diff_log d;
 	int gone = 0;
@@ -351,8 +351,9 @@ static void test_versions(void)
 	snapshot_diff(b, c, ctx.hash_key, &ops, &d);
 	/* x: state and raw.json; y and nots removed; z added; root listing;
 	 * .by-state: PENDING went, DELETED and NEW came (3), x left PENDING for
-	 * DELETED (2), y left PENDING, z joined NEW */
-	CHECK(d.entries == 5 + 3 + 4);
+	 * DELETED (2), y left PENDING, z joined NEW; the four file names of
+	 * each folder that came or went (y, nots, z) */
+	CHECK(d.entries == 5 + 3 + 4 + 3 * 4);
 	CHECK(strstr(d.names, "state ") && strstr(d.names, "raw.json ") && strstr(d.names, "y ") &&
 	      strstr(d.names, "z "));
 	/* the root, .by-state, and the PENDING, DELETED and NEW folders */
@@ -361,6 +362,24 @@ static void test_versions(void)
 	snapshot_for_each_gone(b, c, count_gone, &gone);
 	CHECK(gone == 2 + 3 + 1); /* x's two changed files, y's three, nots' raw.json */
 	snapshot_put(c);
+
+	/* x goes and comes back within the same second with same-size content */
+	ctx.now = 5000;
+	a2 = parse("{\"items\": [{\"id\": \"w\", \"state\": \"AAAA\"}, {\"id\": \"q\"}]}", NULL);
+	b2 = parse("{\"items\": [{\"id\": \"q\"}]}", a2);
+	c2 = parse("{\"items\": [{\"id\": \"w\", \"state\": \"BBBB\"}, {\"id\": \"q\"}]}", b2);
+	CHECK(a2 && b2 && c2);
+	if (a2 && c2) {
+		const struct snap_task *w1 = snapshot_find(a2, ctx.hash_key, "w", 1);
+		const struct snap_task *w2 = snapshot_find(c2, ctx.hash_key, "w", 1);
+
+		CHECK(w2->file[SNAP_STATE].mtime > w1->file[SNAP_STATE].mtime);
+	}
+	CHECK(ctx.ngrave == 0); /* once it is back, nothing is remembered */
+	snapshot_put(a2);
+	snapshot_put(b2);
+	snapshot_put(c2);
+	snap_ctx_release(&ctx);
 out:
 	snapshot_put(a);
 	snapshot_put(b);

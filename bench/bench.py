@@ -1,0 +1,1261 @@
+#!/usr/bin/python3
+"""ingestfs benchmark: the mount against a tmpfs copy of the same tree.
+
+For each size N it starts the API simulator with N generated tasks, mounts
+ingestfs, copies the tree to tmpfs with `cp -a`, then times the same shell
+workloads on both sides (cold = first pass, warm = median of --repeat
+passes).  A second, foreground `-d` mount measures the daemon: RSS after a
+warm find, and the cost of a refresh without and with changes (CPU, wall,
+peak RSS, kernel invalidations, API requests).  Prints a Markdown report and
+writes it (plus the raw numbers as JSON) to a results file.
+
+--smoke: 10k tasks, one repeat, and asserts that both sides show the same
+tree (find, cat of every state, grep -rl, diff -r).  Exit 1 on a mismatch.
+
+Standard library only; run with Debian's /usr/bin/python3 (bench/run.sh).
+"""
+
+import argparse
+import collections
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+import apisim  # noqa: E402  (generated_id, GEN_STATES: the simulator's own data)
+import simctl  # noqa: E402  (Sim: start/stop/control the simulator)
+
+DEFAULT_SIZES = (10000, 100000, 200000)
+TTL = 3600                 # refreshes happen only when we send SIGHUP
+PATCHED_PER_REFRESH = 10   # tasks changed before a "refresh with changes"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LC_ALL": "C",
+    "HOME": os.environ.get("HOME", "/root"),
+}
+
+# (name, shell command run in the tree's top folder). {dest} = a fresh
+# folder on tmpfs.  Output that matters is compared between both sides.
+WORKLOADS = (
+    ("ls", "ls >/dev/null", False),
+    ("ls -l", "ls -l >/dev/null", False),
+    ("ls -f | wc -l", "ls -f | wc -l", True),
+    ("find -type f | wc -l", "find . -type f | wc -l", True),
+    ("read all states", "find . -name state -exec cat {} + >/dev/null", False),
+    ("grep -rl FAILED", "grep -rl FAILED . >/dev/null", False),
+    ("tar | cat", "tar -cf - . | cat >/dev/null", False),
+    ("du -s", "du -s >/dev/null", False),
+    ("rsync -a", "rsync -a ./ {dest}/", False),
+)
+
+# Targets, checked at 100k (or the size nearest to it).
+WARM_TARGETS = (
+    ("find -type f | wc -l", 1.5, "find, warm"),
+    ("grep -rl FAILED", 1.5, "grep -r, warm"),
+    ("tar | cat", 2.0, "tar, warm"),
+    ("ls -l", 2.0, "ls -l, warm"),
+    ("read all states", 2.0, "reading all states, warm"),
+)
+COLD_TARGET = 10.0
+MOUNT_TARGET_S = 3.0
+STEADY_RSS_TARGET = 1024      # bytes per task
+PEAK_RSS_TARGET = 3 * 1024    # bytes per task
+REFRESH_CPU_TARGET_S = 0.5
+SCALE_SLACK = 1.1             # 200k may cost 1.1 x 2 = 2.2 x 100k
+
+RE_REFRESH = re.compile(r"refresh: (\d+) tasks, generation (\d+), (\d+) changes, (\d+) ms")
+RE_GET = re.compile(r"GET \S+: status (\d+), (\d+) bytes, (\d+) ms")
+RE_OPCODE = re.compile(r"unique: \d+, opcode: (\w+)")
+RE_REPLY_ERR = re.compile(r"unique: \d+, error: (-?\d+) \(([^)]*)\)")
+RE_NOTIFY = re.compile(r"NOTIFY: code=(-?\d+)")
+RE_BORING = re.compile(r"(unique: \d+, success|FUSE library version|INIT: |flags=0x|"
+                       r"max_readahead=|max_write=|max_background=|"
+                       r"congestion_threshold=|time_gran=|refresh requested)")
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+class Interrupted(BaseException):
+    pass
+
+
+def log(msg):
+    sys.stderr.write("[bench %s] %s\n" % (time.strftime("%H:%M:%S"), msg))
+    sys.stderr.flush()
+
+
+def fmt_s(x):
+    if x is None:
+        return "n/a"
+    if x < 0.01:
+        return "%.4f" % x
+    if x < 10:
+        return "%.3f" % x
+    return "%.1f" % x
+
+
+def fmt_ratio(x):
+    return "n/a" if x is None else "%.2fx" % x
+
+
+def ratio(a, b):
+    if a is None or b is None or b <= 0:
+        return None
+    return a / b
+
+
+def mib(kib):
+    return "n/a" if kib is None else "%.1f" % (kib / 1024.0)
+
+
+def size_label(n):
+    if n % 1000000 == 0:
+        return "%dM" % (n // 1000000)
+    if n % 1000 == 0:
+        return "%dk" % (n // 1000)
+    return str(n)
+
+
+def median(v):
+    v = [x for x in v if x is not None]
+    return statistics.median(v) if v else None
+
+
+def cmd_out(argv, default="unknown"):
+    try:
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           env=ENV, timeout=60, check=False)
+        out = r.stdout.decode("utf-8", "replace").strip()
+        return out if r.returncode == 0 and out else default
+    except (OSError, subprocess.TimeoutExpired):
+        return default
+
+
+# --------------------------------------------------------------------------
+# /proc helpers
+
+def proc_status(pid):
+    """VmRSS and VmHWM in KiB."""
+    out = {}
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "VmHWM"):
+                    out[k] = int(v.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def cpu_seconds(pid):
+    """utime + stime of the whole process (all threads, also exited ones)."""
+    with open("/proc/%d/stat" % pid) as f:
+        text = f.read()
+    fields = text[text.rindex(")") + 2:].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def reset_hwm(pid):
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False if refused."""
+    try:
+        with open("/proc/%d/clear_refs" % pid, "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            text = f.read()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2:].split()[0] not in ("Z", "X")
+
+
+def find_pid_by_argv(argv):
+    want = [a.encode() for a in argv]
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                got = f.read().split(b"\0")
+        except OSError:
+            continue
+        if got and got[-1] == b"":
+            got.pop()
+        if got == want:
+            return int(name)
+    return None
+
+
+def is_mounted(path):
+    path = os.path.realpath(path)
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 1 and parts[1].replace("\\040", " ") == path:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def drop_caches():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3")
+
+
+# --------------------------------------------------------------------------
+# The -d log of the foreground daemon
+
+class DebugLog:
+    """Reads the daemon's stderr (-d) in a thread and keeps counters; the
+    libfuse request trace is counted, not stored."""
+
+    def __init__(self, stream, path):
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.refreshes = []       # (monotonic time, tasks, generation, changes, ms)
+        self.gets = []            # (status, bytes, ms)
+        self.opcodes = collections.Counter()
+        self.errors = collections.Counter()
+        self.notifies = 0
+        self.other = []           # unexpected lines (warnings, errors), capped
+        self.lines = 0
+        self.eof = False
+        self.file = open(path, "w", encoding="utf-8")
+        self.thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _run(self, stream):
+        try:
+            for raw in stream:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                now = time.monotonic()
+                with self.lock:
+                    self._take(line, now)
+                    self.cond.notify_all()
+        finally:
+            with self.lock:
+                self.eof = True
+                self.cond.notify_all()
+            self.file.close()
+
+    def _take(self, line, now):
+        self.lines += 1
+        m = RE_OPCODE.search(line)
+        if m:
+            self.opcodes[m.group(1)] += 1
+            return
+        m = RE_REPLY_ERR.search(line)
+        if m:
+            self.errors["%s (%s)" % (m.group(1), m.group(2))] += 1
+            return
+        m = RE_NOTIFY.search(line)
+        if m:
+            self.notifies += 1
+            return
+        if RE_BORING.search(line):
+            return
+        self.file.write(line + "\n")
+        m = RE_REFRESH.search(line)
+        if m:
+            self.refreshes.append((now,) + tuple(int(g) for g in m.groups()))
+            return
+        m = RE_GET.search(line)
+        if m:
+            self.gets.append(tuple(int(g) for g in m.groups()))
+            return
+        if len(self.other) < 50:
+            self.other.append(line)
+
+    def counters(self):
+        with self.lock:
+            return {"refreshes": len(self.refreshes), "gets": len(self.gets),
+                    "opcodes": collections.Counter(self.opcodes),
+                    "errors": collections.Counter(self.errors),
+                    "notifies": self.notifies, "other": len(self.other)}
+
+    def wait_refresh(self, count, timeout):
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while len(self.refreshes) < count and not self.eof:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(min(left, 0.5))
+            if len(self.refreshes) < count:
+                return None
+            return self.refreshes[count - 1]
+
+    def last_get(self):
+        with self.lock:
+            return self.gets[-1] if self.gets else None
+
+
+def counter_delta(after, before):
+    d = collections.Counter(after)
+    d.subtract(before)
+    return {k: v for k, v in d.items() if v}
+
+
+# --------------------------------------------------------------------------
+# The benchmark
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.smoke = args.smoke
+        self.sizes = [10000] if args.smoke else args.sizes
+        self.repeat = 1 if args.smoke else args.repeat
+        self.is_root = os.geteuid() == 0
+        self.work = None
+        self.binary = args.binary
+        self.mounts = {}          # mountpoint -> pid (daemons we started)
+        self.fg_procs = []        # Popen of foreground daemons
+        self.tmpfs_mounts = []
+        self.sim = None
+        self.failures = []        # smoke assertion failures
+        self.notes = []           # odd things seen while running
+        self.results = {"sizes": {}}
+        self.run_groups = []      # process groups of running workloads
+
+    # ---- setup and cleanup
+
+    def setup(self):
+        self.work = tempfile.mkdtemp(prefix="ingestfs-bench.")
+        self.cred = os.path.join(self.work, "credentials")
+        simctl.write_credentials(self.cred, apisim.DEFAULT_USER, apisim.DEFAULT_KEY)
+        if not self.binary:
+            self.build()
+        self.binary = os.path.abspath(self.binary)
+        if not os.access(self.binary, os.X_OK):
+            raise BenchError("not an executable: %s" % self.binary)
+
+    def build(self):
+        bdir = os.path.join(self.work, "build")
+        logf = os.path.join(self.work, "build.log")
+        log("building a release binary in %s" % bdir)
+        with open(logf, "w") as out:
+            for argv in (["meson", "setup", bdir, ROOT, "--buildtype=release"],
+                         ["ninja", "-C", bdir, "ingestfs"]):
+                r = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, check=False)
+                if r.returncode != 0:
+                    with open(logf) as f:
+                        sys.stderr.write(f.read()[-4000:])
+                    raise BenchError("build failed: %s" % " ".join(argv))
+        self.binary = os.path.join(bdir, "ingestfs")
+
+    def cleanup(self):
+        for pgid in list(self.run_groups):
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except OSError:
+                pass
+        for mnt in list(self.mounts):
+            try:
+                self.unmount(mnt)
+            except Exception as e:  # keep cleaning
+                log("cleanup: %s" % e)
+        for p in self.fg_procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if self.sim is not None:
+            self.sim.stop()
+            self.sim = None
+        for t in list(self.tmpfs_mounts):
+            self.umount_tmpfs(t)
+        if self.work and os.path.isdir(self.work):
+            leftover = [m for m in self.mounts if is_mounted(m)]
+            if leftover:
+                log("NOT removing %s: still mounted: %s" % (self.work, leftover))
+            else:
+                subprocess.run(["rm", "-rf", "--one-file-system", self.work], check=False)
+
+    def make_tmpfs(self, tag):
+        path = os.path.join(self.work, "tmpfs-" + tag)
+        os.mkdir(path, 0o700)
+        if self.is_root:
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=80%,mode=0700",
+                            "ingestfs-bench", path], check=True)
+            self.tmpfs_mounts.append(path)
+            return path
+        # not root: a folder on /dev/shm (tmpfs too)
+        os.rmdir(path)
+        path = tempfile.mkdtemp(prefix="ingestfs-bench.", dir="/dev/shm")
+        self.tmpfs_mounts.append(path)
+        return path
+
+    def umount_tmpfs(self, path):
+        if path in self.tmpfs_mounts:
+            self.tmpfs_mounts.remove(path)
+        if self.is_root:
+            r = subprocess.run(["umount", path], check=False)
+            if r.returncode != 0:
+                subprocess.run(["umount", "-l", path], check=False)
+        else:
+            self.rm_tree(path)
+
+    def rm_tree(self, path):
+        if not os.path.lexists(path):
+            return
+        if not self.is_root:  # the copies keep the 0555 folder modes
+            subprocess.run(["chmod", "-R", "u+w", path], check=False)
+        subprocess.run(["rm", "-rf", "--one-file-system", path], check=False)
+
+    # ---- mounting
+
+    def mount_daemon(self, mnt):
+        """Mount in daemon mode; returns (seconds until the command returned, pid)."""
+        argv = [self.binary, "-o", "api_url=%s,credentials=%s,ttl=%d"
+                % (self.sim.url, self.cred, TTL), mnt]
+        t0 = time.perf_counter()
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=600, check=False)
+        took = time.perf_counter() - t0
+        pid = None
+        for _ in range(100):
+            pid = find_pid_by_argv(argv)
+            if pid:
+                break
+            time.sleep(0.02)
+        if pid or is_mounted(mnt):
+            self.mounts[mnt] = pid
+        if r.returncode != 0:
+            raise BenchError("ingestfs exited %d: %s" % (
+                r.returncode, r.stderr.decode("utf-8", "replace").strip()))
+        if r.stderr.strip():
+            self.note("ingestfs printed on a clean start: %s"
+                      % r.stderr.decode("utf-8", "replace").strip()[:200])
+        if not pid:
+            raise BenchError("mounted, but cannot find the daemon's pid")
+        return took, pid
+
+    def mount_foreground_debug(self, mnt, logpath):
+        argv = [self.binary, "-f", "-d", "-o", "api_url=%s,credentials=%s,ttl=%d"
+                % (self.sim.url, self.cred, TTL), mnt]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        self.fg_procs.append(proc)
+        self.mounts[mnt] = proc.pid
+        dlog = DebugLog(proc.stderr, logpath)
+        deadline = time.monotonic() + 300
+        while True:
+            if proc.poll() is not None:
+                raise BenchError("ingestfs -f -d exited %s during start-up; see %s"
+                                 % (proc.returncode, logpath))
+            if is_mounted(mnt):
+                try:
+                    with open(os.path.join(mnt, ".status")) as f:
+                        f.read()
+                    break
+                except OSError:
+                    pass
+            if time.monotonic() > deadline:
+                raise BenchError("ingestfs -f -d did not mount within 300 s")
+            time.sleep(0.02)
+        return proc, dlog
+
+    def unmount(self, mnt):
+        pid = self.mounts.get(mnt)
+        ok = False
+        for _ in range(20):
+            if not is_mounted(mnt):
+                ok = True
+                break
+            r = subprocess.run(["fusermount3", "-u", mnt], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, check=False)
+            if r.returncode == 0:
+                ok = True
+                break
+            time.sleep(0.5)
+        if not ok:
+            self.note("fusermount3 -u %s kept failing; lazy unmount" % mnt)
+            subprocess.run(["fusermount3", "-uz", mnt], check=False)
+        fg = [p for p in self.fg_procs if p.pid == pid]
+        rc = None
+        if fg:
+            try:
+                rc = fg[0].wait(120)
+            except subprocess.TimeoutExpired:
+                fg[0].kill()
+                rc = fg[0].wait()
+                self.note("foreground daemon did not exit after unmount; killed")
+            self.fg_procs.remove(fg[0])
+        elif pid:
+            deadline = time.monotonic() + 120
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if pid_alive(pid):
+                self.note("daemon %d still running 120 s after unmount; SIGTERM" % pid)
+                os.kill(pid, signal.SIGTERM)
+                time.sleep(2)
+                if pid_alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+        self.mounts.pop(mnt, None)
+        return rc
+
+    def status(self, mnt):
+        try:
+            with open(os.path.join(mnt, ".status")) as f:
+                text = f.read()
+        except OSError as e:
+            return {"error": str(e)}
+        out = {}
+        for line in text.splitlines():
+            k, _, v = line.partition(": ")
+            out[k] = v
+        return out
+
+    def note(self, msg):
+        log("NOTE: " + msg)
+        if msg not in self.notes:
+            self.notes.append(msg)
+
+    # ---- running workloads
+
+    def run(self, cmd, cwd, timeout=3600):
+        t0 = time.perf_counter()
+        p = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=cwd, env=ENV,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True)
+        self.run_groups.append(p.pid)
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except BaseException:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            p.wait()
+            raise
+        finally:
+            self.run_groups.remove(p.pid)
+        took = time.perf_counter() - t0
+        return {"s": took, "rc": p.returncode,
+                "out": out.decode("utf-8", "replace"),
+                "err": err.decode("utf-8", "replace")[-1000:]}
+
+    def timed(self, name, cmd, cwd, side, rsync_base):
+        dest = None
+        if "{dest}" in cmd:
+            self.dest_seq += 1
+            dest = os.path.join(rsync_base, "rsync-dest-%d" % self.dest_seq)
+            cmd = cmd.format(dest=dest)
+        r = self.run(cmd, cwd)
+        if dest:
+            self.rm_tree(dest)
+        if r["rc"] != 0:
+            msg = "%s on %s exited %d: %s" % (name, side, r["rc"], r["err"].strip()[:300])
+            self.note(msg)
+            if self.smoke:
+                self.failures.append(msg)
+        return r
+
+    # ---- one size
+
+    def run_size(self, n):
+        label = size_label(n)
+        res = {"n": n, "workloads": {}, "mounts": []}
+        self.results["sizes"][str(n)] = res
+        sdir = os.path.join(self.work, "n%d" % n)
+        os.mkdir(sdir)
+        log("== %s tasks: starting the simulator" % label)
+        self.sim = simctl.Sim(sdir, tasks=n)
+        self.sim.start()
+        # encode the collection once, so mount times measure ingestfs, not
+        # the simulator's first json.dumps
+        r = self.sim.get(timeout=600)
+        if r.status != 200:
+            raise BenchError("simulator answered %s" % r.status)
+        res["body_bytes"] = len(r.body)
+        tmpfs = self.make_tmpfs(label)
+        copy = os.path.join(tmpfs, "copy")
+        self.dest_seq = 0
+
+        mnt = os.path.join(sdir, "mnt")
+        os.mkdir(mnt)
+        took, pid = self.mount_daemon(mnt)
+        st = self.status(mnt)
+        if st.get("tasks") != str(n):
+            raise BenchError(".status says tasks: %s, expected %d" % (st.get("tasks"), n))
+        res["mounts"].append(took)
+        r = self.run("ls | wc -l", mnt)
+        if r["rc"] != 0 or r["out"].strip() != str(n):
+            raise BenchError("ls on the fresh mount: rc %d, %r lines"
+                             % (r["rc"], r["out"].strip()))
+        res["first_ls_s"] = r["s"]
+        res["first_usable_s"] = took + r["s"]
+        log("mounted in %.3f s (ls: %.3f s); cp -a to tmpfs" % (took, r["s"]))
+        r = self.run("cp -a %s %s" % (shlex.quote(mnt + "/."), shlex.quote(copy)), sdir)
+        if r["rc"] != 0:
+            raise BenchError("cp -a failed: %s" % r["err"])
+        res["cp_s"] = r["s"]
+        res["rss_after_cp_kib"] = proc_status(pid).get("VmRSS")
+        log("cp -a took %.2f s" % r["s"])
+        if self.smoke:
+            self.smoke_checks(mnt, copy)
+
+        for name, cmd, compare in WORKLOADS:
+            # ingestfs: a fresh mount, so the cold pass is the first one
+            self.unmount(mnt)
+            took, pid = self.mount_daemon(mnt)
+            res["mounts"].append(took)
+            w = {"cmd": cmd}
+            runs = [self.timed(name, cmd, mnt, "ingestfs", tmpfs)
+                    for _ in range(1 + self.repeat)]
+            w["ingestfs_cold"] = runs[0]["s"]
+            w["ingestfs_warm_runs"] = [x["s"] for x in runs[1:]]
+            w["ingestfs_rc"] = [x["rc"] for x in runs]
+            ps = proc_status(pid)
+            w["daemon_rss_kib"] = ps.get("VmRSS")
+            w["daemon_hwm_kib"] = ps.get("VmHWM")
+            w["daemon_alive"] = pid_alive(pid)
+            if not w["daemon_alive"]:
+                self.note("the daemon died during %s at %s" % (name, label))
+            st = self.status(mnt)
+            if st.get("last_error", "none") != "none":
+                self.note("%s: .status last_error: %s" % (name, st.get("last_error")))
+            # tmpfs: drop what can be dropped, then the same passes
+            if self.is_root:
+                drop_caches()
+            truns = [self.timed(name, cmd, copy, "tmpfs", tmpfs)
+                     for _ in range(1 + self.repeat)]
+            w["tmpfs_cold"] = truns[0]["s"]
+            w["tmpfs_warm_runs"] = [x["s"] for x in truns[1:]]
+            w["tmpfs_rc"] = [x["rc"] for x in truns]
+            if compare:
+                a = sorted(set(x["out"] for x in runs))
+                b = sorted(set(x["out"] for x in truns))
+                w["output"] = {"ingestfs": a, "tmpfs": b}
+                if a != b:
+                    msg = "%s at %s: ingestfs printed %r, tmpfs %r" % (name, label, a, b)
+                    self.note(msg)
+                    if self.smoke:
+                        self.failures.append(msg)
+            w["ingestfs_warm"] = median(w["ingestfs_warm_runs"])
+            w["tmpfs_warm"] = median(w["tmpfs_warm_runs"])
+            res["workloads"][name] = w
+            log("%-22s cold %8s / %8s   warm %8s / %8s  (ingestfs / tmpfs, s)"
+                % (name, fmt_s(w["ingestfs_cold"]), fmt_s(w["tmpfs_cold"]),
+                   fmt_s(w["ingestfs_warm"]), fmt_s(w["tmpfs_warm"])))
+        self.unmount(mnt)
+        res["mount_median_s"] = median(res["mounts"])
+        res["mount_max_s"] = max(res["mounts"])
+
+        self.daemon_figures(n, res, sdir)
+
+        self.sim.stop()
+        self.sim = None
+        self.umount_tmpfs(tmpfs)
+        if self.is_root:
+            drop_caches()
+
+    # ---- smoke assertions
+
+    def smoke_checks(self, mnt, copy):
+        checks = (
+            ("find . | sort", "find . | sort"),
+            ("cat of every state", "find . -name state -exec cat {} + | sort"),
+            ("grep -rl FAILED . | sort", "grep -rl FAILED . | sort"),
+        )
+        for name, cmd in checks:
+            a = self.run(cmd, mnt)
+            b = self.run(cmd, copy)
+            same = a["rc"] == b["rc"] == 0 and a["out"] == b["out"] and a["out"]
+            log("smoke: %-26s %s (%d lines)" % (name, "same" if same else "DIFFERENT",
+                                                a["out"].count("\n")))
+            if not same:
+                self.failures.append("%s differs: ingestfs rc %d, %d bytes; tmpfs rc %d, "
+                                     "%d bytes" % (name, a["rc"], len(a["out"]), b["rc"],
+                                                   len(b["out"])))
+        r = self.run("diff -r %s %s" % (shlex.quote(copy), shlex.quote(mnt)), self.work)
+        ok = r["rc"] == 0 and not r["out"] and not r["err"]
+        log("smoke: %-26s %s" % ("diff -r copy mount", "clean" if ok else "DIFFERENT"))
+        if not ok:
+            self.failures.append("diff -r: rc %d: %s %s" % (r["rc"], r["out"][:500],
+                                                            r["err"][:300]))
+
+    # ---- daemon figures: RSS, refresh cost
+
+    def patch_ids(self, n, round_no):
+        """PATCHED_PER_REFRESH ids of tasks that start COMPLETED (i % 4 == 0),
+        spread over the collection, different in each round."""
+        step = max(4, (n // PATCHED_PER_REFRESH) // 4 * 4)
+        out = []
+        for j in range(PATCHED_PER_REFRESH):
+            i = j * step + 4 * round_no
+            if i < n:
+                out.append(apisim.generated_id(i))
+        return out
+
+    def one_refresh(self, proc, dlog, mnt, n):
+        pid = proc.pid
+        before = dlog.counters()
+        req0 = self.sim.requests()
+        rss0 = proc_status(pid).get("VmRSS")
+        hwm_reset = reset_hwm(pid)
+        cpu0 = cpu_seconds(pid)
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGHUP)
+        ev = dlog.wait_refresh(before["refreshes"] + 1, 600)
+        if ev is None:
+            raise BenchError("no `refresh:` line within 600 s of SIGHUP")
+        wall_ext = ev[0] - t0
+        time.sleep(0.3)  # let notifications and the log settle
+        cpu1 = cpu_seconds(pid)
+        ps = proc_status(pid)
+        after = dlog.counters()
+        req1 = self.sim.requests()
+        get = dlog.last_get()
+        out = {
+            "cpu_s": cpu1 - cpu0,
+            "wall_log_ms": ev[4],
+            "wall_sighup_s": wall_ext,
+            "get_ms": get[2] if get else None,
+            "changes": ev[3],
+            "generation": ev[2],
+            "notify_lines": after["notifies"] - before["notifies"],
+            "api_requests": req1 - req0,
+            "rss_before_kib": rss0,
+            "peak_kib": ps.get("VmHWM") if hwm_reset else None,
+            "rss_after_kib": ps.get("VmRSS"),
+            "fuse_requests": counter_delta(after["opcodes"], before["opcodes"]),
+        }
+        if ev[1] != n:
+            self.note("refresh reported %d tasks, expected %d" % (ev[1], n))
+        return out
+
+    def daemon_figures(self, n, res, sdir):
+        label = size_label(n)
+        mnt = os.path.join(sdir, "mnt-debug")
+        os.mkdir(mnt)
+        logpath = os.path.join(sdir, "ingestfs-debug.log")
+        log("daemon figures: foreground -d mount")
+        proc, dlog = self.mount_foreground_debug(mnt, logpath)
+        pid = proc.pid
+        d = {}
+        res["daemon"] = d
+        c0 = dlog.counters()
+        r = self.run("find . -type f | wc -l", mnt)
+        d["find_cold_count"] = r["out"].strip()
+        c1 = dlog.counters()
+        r = self.run("find . -type f | wc -l", mnt)
+        c2 = dlog.counters()
+        d["fuse_requests_cold_find"] = counter_delta(c1["opcodes"], c0["opcodes"])
+        d["fuse_requests_warm_find"] = counter_delta(c2["opcodes"], c1["opcodes"])
+        d["fuse_errors_find"] = counter_delta(c2["errors"], c0["errors"])
+        time.sleep(1.0)
+        ps = proc_status(pid)
+        d["steady_rss_kib"] = ps.get("VmRSS")
+        d["hwm_since_start_kib"] = ps.get("VmHWM")
+        log("steady RSS %s MiB (%.0f B/task), peak since start %s MiB"
+            % (mib(ps.get("VmRSS")), ps.get("VmRSS", 0) * 1024.0 / n, mib(ps.get("VmHWM"))))
+
+        d["unchanged"] = []
+        for _ in range(self.repeat):
+            x = self.one_refresh(proc, dlog, mnt, n)
+            d["unchanged"].append(x)
+            log("refresh, no change: cpu %.2f s, wall %d ms (GET %s ms), %d changes, "
+                "%d requests, peak %s MiB" % (x["cpu_s"], x["wall_log_ms"], x["get_ms"],
+                                              x["changes"], x["api_requests"],
+                                              mib(x["peak_kib"])))
+
+        d["changed"] = []
+        wrong = []
+        for rnd in range(self.repeat):
+            ids = self.patch_ids(n, rnd)
+            for tid in ids:
+                self.sim.patch(tid, {"state": "FAILED"})
+            x = self.one_refresh(proc, dlog, mnt, n)
+            x["patched"] = len(ids)
+            d["changed"].append(x)
+            for tid in ids:
+                try:
+                    with open(os.path.join(mnt, tid, "state")) as f:
+                        got = f.read()
+                except OSError as e:
+                    got = str(e)
+                if got != "FAILED\n":
+                    wrong.append((tid, got))
+            log("refresh, %d tasks changed: cpu %.2f s, wall %d ms (GET %s ms), "
+                "%d changes, %d requests, peak %s MiB"
+                % (len(ids), x["cpu_s"], x["wall_log_ms"], x["get_ms"], x["changes"],
+                   x["api_requests"], mib(x["peak_kib"])))
+        if wrong:
+            self.note("%s: %d patched tasks do not read FAILED after the refresh, e.g. %r"
+                      % (label, len(wrong), wrong[0]))
+        d["patched_not_visible"] = len(wrong)
+
+        c3 = dlog.counters()
+        r = self.run("find . -type f | wc -l", mnt)
+        c4 = dlog.counters()
+        d["fuse_requests_find_after_changes"] = counter_delta(c4["opcodes"], c3["opcodes"])
+        d["find_after_changes_count"] = r["out"].strip()
+        ps = proc_status(pid)
+        d["rss_after_refreshes_kib"] = ps.get("VmRSS")
+        st = self.status(mnt)
+        d["status"] = st
+        if st.get("last_error", "none") != "none":
+            self.note("%s: .status last_error after refreshes: %s"
+                      % (label, st.get("last_error")))
+        d["exit_code"] = self.unmount(mnt)
+        dlog.thread.join(30)
+        d["unexpected_log_lines"] = list(dlog.other)
+        if d["exit_code"] != 0:
+            self.note("%s: the -d daemon exited %s after unmount" % (label, d["exit_code"]))
+        if dlog.other:
+            self.note("%s: unexpected daemon log lines, e.g. %r" % (label, dlog.other[0]))
+        if d["find_cold_count"] != d["find_after_changes_count"]:
+            self.note("%s: find counted %s files before and %s after the refreshes"
+                      % (label, d["find_cold_count"], d["find_after_changes_count"]))
+
+    # ---- main
+
+    def run_all(self):
+        t0 = time.monotonic()
+        self.results["started"] = datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M:%S UTC")
+        self.setup()
+        for n in self.sizes:
+            self.run_size(n)
+        self.results["elapsed_s"] = time.monotonic() - t0
+
+
+# --------------------------------------------------------------------------
+# Report
+
+def machine_info(binary):
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = "%.1f GiB" % (int(line.split()[1]) / 1048576.0)
+    except OSError:
+        pass
+    head = cmd_out(["git", "-C", ROOT, "--no-optional-locks", "rev-parse", "--short", "HEAD"])
+    dirty = cmd_out(["git", "-C", ROOT, "--no-optional-locks", "status", "--porcelain",
+                     "--untracked-files=no"], default="")
+    return {
+        "nproc": cmd_out(["nproc"]),
+        "kernel": platform.release(),
+        "libfuse": cmd_out(["pkg-config", "--modversion", "fuse3"]),
+        "cpu": cpu,
+        "memory": mem,
+        "commit": head + (" (with uncommitted changes)" if dirty else ""),
+        "ingestfs": cmd_out([binary, "--version"]) if binary else "unknown",
+        "tools": "; ".join(cmd_out([t, "--version"]).splitlines()[0]
+                           for t in ("ls", "find", "grep", "tar", "rsync")),
+    }
+
+
+def per_task(kib, n):
+    return None if kib is None else kib * 1024.0 / n
+
+
+def fmt_bpt(b):
+    return "n/a" if b is None else "%.0f B (%.2f KiB)" % (b, b / 1024.0)
+
+
+def daemon_rows(r):
+    """(name, value, unit-formatter) for every daemon figure of one size."""
+    n = r["n"]
+    d = r["daemon"]
+    u, c = d["unchanged"], d["changed"]
+
+    def med(lst, k):
+        return median([x[k] for x in lst])
+
+    def mx(lst, k):
+        v = [x[k] for x in lst if x[k] is not None]
+        return max(v) if v else None
+
+    return [
+        ("mount: command returns (median of %d mounts), s" % len(r["mounts"]),
+         r["mount_median_s"], fmt_s),
+        ("mount: slowest of those, s", r["mount_max_s"], fmt_s),
+        ("first mount: `ls` of the root right after, s", r["first_ls_s"], fmt_s),
+        ("cp -a of the fresh mount to tmpfs, s", r["cp_s"], fmt_s),
+        ("steady RSS after a warm find, MiB", d["steady_rss_kib"], mib),
+        ("steady RSS per task", per_task(d["steady_rss_kib"], n), fmt_bpt),
+        ("peak RSS since start (incl. first load), MiB", d["hwm_since_start_kib"], mib),
+        ("refresh, no change: CPU (median), s", med(u, "cpu_s"), fmt_s),
+        ("refresh, no change: wall from `-d` log (median), ms", med(u, "wall_log_ms"),
+         lambda x: "%.0f" % x),
+        ("refresh, no change: of which GET (median), ms", med(u, "get_ms"),
+         lambda x: "n/a" if x is None else "%.0f" % x),
+        ("refresh, no change: SIGHUP to log line (median), s", med(u, "wall_sighup_s"), fmt_s),
+        ("refresh, no change: peak RSS (max), MiB", mx(u, "peak_kib"), mib),
+        ("refresh, no change: peak RSS per task", per_task(mx(u, "peak_kib"), n), fmt_bpt),
+        ("refresh, no change: invalidations (max of `C changes`)", mx(u, "changes"),
+         lambda x: "%d" % x),
+        ("refresh, no change: NOTIFY lines in the log (max)", mx(u, "notify_lines"),
+         lambda x: "%d" % x),
+        ("refresh, no change: API requests per refresh (max)", mx(u, "api_requests"),
+         lambda x: "%d" % x),
+        ("refresh, %d tasks changed: CPU (median), s" % PATCHED_PER_REFRESH,
+         med(c, "cpu_s"), fmt_s),
+        ("refresh, tasks changed: wall from `-d` log (median), ms", med(c, "wall_log_ms"),
+         lambda x: "%.0f" % x),
+        ("refresh, tasks changed: of which GET (median), ms", med(c, "get_ms"),
+         lambda x: "n/a" if x is None else "%.0f" % x),
+        ("refresh, tasks changed: peak RSS (max), MiB", mx(c, "peak_kib"), mib),
+        ("refresh, tasks changed: peak RSS per task", per_task(mx(c, "peak_kib"), n), fmt_bpt),
+        ("refresh, tasks changed: invalidations (median `C changes`)", med(c, "changes"),
+         lambda x: "%g" % x),
+        ("refresh, tasks changed: NOTIFY lines (median)", med(c, "notify_lines"),
+         lambda x: "%g" % x),
+        ("refresh, tasks changed: API requests per refresh (max)", mx(c, "api_requests"),
+         lambda x: "%d" % x),
+        ("RSS after all refreshes, MiB", d["rss_after_refreshes_kib"], mib),
+        ("RSS after all refreshes per task", per_task(d["rss_after_refreshes_kib"], n),
+         fmt_bpt),
+    ]
+
+
+# figures that are counts which need not grow with N: no scaling flag
+NO_SCALE = ("invalidations", "NOTIFY", "API requests")
+
+
+def target_size(sizes):
+    return min(sizes, key=lambda s: (abs(s - 100000), -s))
+
+
+def scale_pair(sizes):
+    if 100000 in sizes and 200000 in sizes:
+        return 100000, 200000
+    s = sorted(set(sizes))
+    return (s[-2], s[-1]) if len(s) >= 2 else None
+
+
+def evaluate(results, sizes):
+    """Targets: list of (target, threshold, measured, met)."""
+    rows = []
+    n = target_size(sizes)
+    r = results["sizes"][str(n)]
+    lab = size_label(n)
+    for wname, lim, title in WARM_TARGETS:
+        w = r["workloads"][wname]
+        x = ratio(w["ingestfs_warm"], w["tmpfs_warm"])
+        rows.append(("%s (%s)" % (title, lab), "<= %.1fx tmpfs" % lim,
+                     "%s (%s s vs %s s)" % (fmt_ratio(x), fmt_s(w["ingestfs_warm"]),
+                                            fmt_s(w["tmpfs_warm"])),
+                     x is not None and x <= lim))
+    worst = max(((ratio(w["ingestfs_cold"], w["tmpfs_cold"]), k)
+                 for k, w in r["workloads"].items()), key=lambda t: t[0] or 0)
+    over = ["%s %s" % (k, fmt_ratio(ratio(w["ingestfs_cold"], w["tmpfs_cold"])))
+            for k, w in r["workloads"].items()
+            if (ratio(w["ingestfs_cold"], w["tmpfs_cold"]) or 0) > COLD_TARGET]
+    rows.append(("cold first passes, every workload (%s)" % lab,
+                 "<= %.0fx tmpfs cold" % COLD_TARGET,
+                 "worst: %s %s" % (worst[1], fmt_ratio(worst[0]))
+                 + ("; over: " + ", ".join(over) if over else ""),
+                 not over))
+    rows.append(("mount usable (%s)" % lab, "<= %.0f s" % MOUNT_TARGET_S,
+                 "median %s s, max %s s (first mount + `ls`: %s s)"
+                 % (fmt_s(r["mount_median_s"]), fmt_s(r["mount_max_s"]),
+                    fmt_s(r["first_usable_s"])),
+                 r["mount_max_s"] <= MOUNT_TARGET_S))
+    d = r["daemon"]
+    b = per_task(d["steady_rss_kib"], n)
+    rows.append(("steady RSS after warm find (%s)" % lab, "<= 1 KiB/task",
+                 "%s (%s MiB)" % (fmt_bpt(b), mib(d["steady_rss_kib"])),
+                 b <= STEADY_RSS_TARGET))
+    peaks = [x["peak_kib"] for x in d["unchanged"] + d["changed"] if x["peak_kib"]]
+    pk = max(peaks) if peaks else None
+    b = per_task(pk, n)
+    rows.append(("peak RSS during a refresh (%s)" % lab, "<= 3 KiB/task",
+                 "%s (%s MiB)" % (fmt_bpt(b), mib(pk)),
+                 b is not None and b <= PEAK_RSS_TARGET))
+    cpu = median([x["cpu_s"] for x in d["unchanged"]])
+    rows.append(("unchanged refresh CPU (%s)" % lab, "<= 0.5 s",
+                 "%s s median (max %s s)" % (fmt_s(cpu), fmt_s(max(
+                     x["cpu_s"] for x in d["unchanged"]))),
+                 cpu <= REFRESH_CPU_TARGET_S))
+    inv = max(x["changes"] for x in d["unchanged"])
+    notes = max(x["notify_lines"] for x in d["unchanged"])
+    rows.append(("unchanged refresh invalidations (%s)" % lab, "0",
+                 "%d (NOTIFY lines: %d)" % (inv, notes), inv == 0 and notes == 0))
+    pair = scale_pair(sizes)
+    if pair:
+        lo, hi = pair
+        lim = SCALE_SLACK * hi / lo
+        flagged = [f for f in scaling(results, lo, hi) if f[3] is not None and f[4]
+                   and f[3] > lim]
+        rows.append(("%s vs %s, every ingestfs figure" % (size_label(hi), size_label(lo)),
+                     "<= %.1fx" % lim,
+                     ("over: " + "; ".join("%s %s" % (f[0], fmt_ratio(f[3]))
+                                           for f in flagged)) if flagged else "all within",
+                     not flagged))
+    return rows
+
+
+def scaling(results, lo, hi):
+    """(figure, value lo, value hi, ratio, counts-for-the-flag) for every figure."""
+    a = results["sizes"][str(lo)]
+    b = results["sizes"][str(hi)]
+    out = []
+    for name, _, _ in WORKLOADS:
+        wa, wb = a["workloads"][name], b["workloads"][name]
+        for key, side in (("ingestfs_cold", "ingestfs cold"), ("ingestfs_warm", "ingestfs warm"),
+                          ("tmpfs_cold", "tmpfs cold"), ("tmpfs_warm", "tmpfs warm")):
+            out.append(("%s, %s, s" % (name, side), wa[key], wb[key],
+                        ratio(wb[key], wa[key]), side.startswith("ingestfs")))
+    da, db = daemon_rows(a), daemon_rows(b)
+    for (name, va, fmt), (_, vb, _) in zip(da, db):
+        if "per task" in name:
+            continue
+        counts = not any(k in name for k in NO_SCALE) and "cp -a" not in name
+        out.append((name, va, vb, ratio(vb, va) if counts else None, counts))
+    return out
+
+
+def render(results, bench, info, command):
+    sizes = bench.sizes
+    L = []
+    L.append("## Results")
+    L.append("")
+    L.append("- date: %s" % results["started"])
+    L.append("- machine: %s CPUs (`nproc`), %s, %s RAM; kernel `%s`; libfuse %s "
+             "(`pkg-config --modversion fuse3`)"
+             % (info["nproc"], info["cpu"], info["memory"], info["kernel"], info["libfuse"]))
+    L.append("- ingestfs: %s, commit %s, release build" % (info["ingestfs"], info["commit"]))
+    L.append("- tools: %s" % info["tools"])
+    L.append("- command: `%s`" % command)
+    L.append("- repeats: %d warm passes per workload and side (medians shown); "
+             "total run time %.0f s" % (bench.repeat, results["elapsed_s"]))
+    L.append("")
+    for n in sizes:
+        r = results["sizes"][str(n)]
+        L.append("### Workloads, %s tasks (seconds; ratio = ingestfs / tmpfs)" % size_label(n))
+        L.append("")
+        L.append("| workload | ingestfs cold | tmpfs cold | ratio cold | ingestfs warm "
+                 "| tmpfs warm | ratio warm | daemon RSS after, MiB |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for name, cmd, _ in WORKLOADS:
+            w = r["workloads"][name]
+            L.append("| `%s` | %s | %s | %s | %s | %s | %s | %s |" % (
+                cmd.replace("|", "\\|").replace(" {dest}/", " DEST/"),
+                fmt_s(w["ingestfs_cold"]), fmt_s(w["tmpfs_cold"]),
+                fmt_ratio(ratio(w["ingestfs_cold"], w["tmpfs_cold"])),
+                fmt_s(w["ingestfs_warm"]), fmt_s(w["tmpfs_warm"]),
+                fmt_ratio(ratio(w["ingestfs_warm"], w["tmpfs_warm"])),
+                mib(w["daemon_rss_kib"])))
+        L.append("")
+    L.append("### Daemon")
+    L.append("")
+    pair = scale_pair(sizes)
+    head = "| figure | " + " | ".join(size_label(n) for n in sizes) + " |"
+    sep = "|---|" + "---:|" * len(sizes)
+    if pair:
+        head += " %s / %s |" % (size_label(pair[1]), size_label(pair[0]))
+        sep += "---:|"
+    L.append(head)
+    L.append(sep)
+    rows = [daemon_rows(results["sizes"][str(n)]) for n in sizes]
+    lim = SCALE_SLACK * pair[1] / pair[0] if pair else None
+    for i, (name, _, fmt) in enumerate(rows[0]):
+        cells = [fmt(rw[i][1]) if rw[i][1] is not None else "n/a" for rw in rows]
+        line = "| %s | %s |" % (name, " | ".join(cells))
+        if pair:
+            va = rows[sizes.index(pair[0])][i][1]
+            vb = rows[sizes.index(pair[1])][i][1]
+            if any(k in name for k in NO_SCALE) or "per task" in name or "cp -a" in name:
+                line += " |"
+            else:
+                x = ratio(vb, va)
+                line += " %s%s |" % (fmt_ratio(x), " **> %.1fx**" % lim
+                                     if x is not None and x > lim else "")
+        L.append(line)
+    L.append("")
+    if pair:
+        lo, hi = pair
+        L.append("### Scaling, %s vs %s (flag: ingestfs figure > %.1fx)"
+                 % (size_label(hi), size_label(lo), lim))
+        L.append("")
+        L.append("| workload | ingestfs cold | ingestfs warm | tmpfs cold | tmpfs warm |")
+        L.append("|---|---:|---:|---:|---:|")
+        sc = {f[0]: f for f in scaling(results, lo, hi)}
+        for name, _, _ in WORKLOADS:
+            cells = []
+            for side in ("ingestfs cold", "ingestfs warm", "tmpfs cold", "tmpfs warm"):
+                f = sc["%s, %s, s" % (name, side)]
+                flag = f[4] and f[3] is not None and f[3] > lim
+                cells.append(fmt_ratio(f[3]) + (" **FLAG**" if flag else ""))
+            L.append("| %s | %s |" % (name, " | ".join(cells)))
+        L.append("")
+    L.append("### Targets")
+    L.append("")
+    L.append("| target | threshold | measured | met? |")
+    L.append("|---|---|---|---|")
+    for t, lim_s, meas, met in evaluate(results, sizes):
+        L.append("| %s | %s | %s | %s |" % (t, lim_s, meas, "met" if met else "**NOT MET**"))
+    L.append("")
+    extra = []
+    for n in sizes:
+        d = results["sizes"][str(n)]["daemon"]
+        extra.append("- %s: FUSE requests of a cold `find` on the `-d` mount: %s; of the "
+                     "warm `find` after it: %s; of a `find` after the changed refreshes: %s; "
+                     "error replies: %s" % (
+                         size_label(n), fmt_counts(d["fuse_requests_cold_find"]),
+                         fmt_counts(d["fuse_requests_warm_find"]),
+                         fmt_counts(d["fuse_requests_find_after_changes"]),
+                         fmt_counts(d["fuse_errors_find"])))
+    L.append("### FUSE traffic (from the `-d` trace)")
+    L.append("")
+    L.extend(extra)
+    L.append("")
+    if bench.notes:
+        L.append("### Notes from this run")
+        L.append("")
+        for m in bench.notes:
+            L.append("- " + m.replace("|", "\\|"))
+        L.append("")
+    if bench.smoke:
+        L.append("### Smoke checks")
+        L.append("")
+        if bench.failures:
+            for m in bench.failures:
+                L.append("- FAILED: " + m)
+        else:
+            L.append("- `find . | sort`, `cat` of every state, `grep -rl FAILED . | sort` "
+                     "identical on both sides; `diff -r` clean")
+        L.append("")
+    return "\n".join(L)
+
+
+def fmt_counts(c):
+    if not c:
+        return "none"
+    return ", ".join("%s %d" % (k, v) for k, v in sorted(c.items(), key=lambda t: -t[1]))
+
+
+# --------------------------------------------------------------------------
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description="ingestfs vs tmpfs benchmark")
+    ap.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
+                    help="comma-separated task counts (default: %(default)s)")
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="warm passes per workload and side; medians (default: 5)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="10k tasks, one repeat, assert both sides are identical")
+    ap.add_argument("--binary", help="use this ingestfs instead of building one")
+    ap.add_argument("--out", help="results file (.md; raw numbers go to .json next to it); "
+                    "default bench/results/<date>.md, none with --smoke")
+    args = ap.parse_args(argv)
+    try:
+        args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        ap.error("--sizes takes integers, e.g. 10000,100000")
+    if not args.sizes or min(args.sizes) < 100:
+        ap.error("--sizes: at least 100 tasks each")
+    if args.repeat < 1:
+        ap.error("--repeat must be >= 1")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    missing = [t for t in ("fusermount3", "rsync", "tar", "diff")
+               if not shutil.which(t, path=ENV["PATH"])]
+    if not os.path.exists("/dev/fuse") or "fusermount3" in missing:
+        log("SKIP: no /dev/fuse or fusermount3; cannot mount")
+        return 77
+    if missing:
+        log("missing tools: %s" % ", ".join(missing))
+        return 2
+    if os.geteuid() != 0:
+        log("not root: using /dev/shm instead of an own tmpfs and no drop_caches")
+
+    def on_signal(signum, frame):
+        raise Interrupted("signal %d" % signum)
+
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
+
+    bench = Bench(args)
+    command = shlex.join([os.environ.get("BENCH_ARGV0", sys.argv[0])] + sys.argv[1:])
+    status = 0
+    report = None
+    try:
+        bench.run_all()
+        info = machine_info(bench.binary)
+        bench.results["machine"] = info
+        bench.results["command"] = command
+        bench.results["notes"] = bench.notes
+        report = render(bench.results, bench, info, command)
+    except (KeyboardInterrupt, Interrupted) as e:
+        log("interrupted (%s); cleaning up" % (e or "Ctrl-C"))
+        status = 130
+    except BenchError as e:
+        log("ERROR: %s" % e)
+        status = 1
+    finally:
+        bench.cleanup()
+        left = [m for m in bench.mounts if is_mounted(m)] + bench.tmpfs_mounts
+        if left:
+            log("WARNING: could not clean up: %s" % left)
+
+    if report is not None:
+        print(report)
+        out = args.out
+        if not out and not args.smoke:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            out = os.path.join(ROOT, "bench", "results", "results-%s.md" % stamp)
+        if out:
+            os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+            with open(out, "w") as f:
+                f.write(report + "\n")
+            with open(os.path.splitext(out)[0] + ".json", "w") as f:
+                json.dump(bench.results, f, indent=1, sort_keys=True)
+            log("wrote %s (and .json)" % out)
+        if bench.smoke:
+            if bench.failures:
+                log("SMOKE FAILED: %d check(s) differ" % len(bench.failures))
+                for m in bench.failures:
+                    log("  " + m)
+                status = 1
+            else:
+                log("smoke OK in %.0f s" % bench.results["elapsed_s"])
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
