@@ -233,3 +233,25 @@ def test_one_request_per_refresh_with_busy_readers(new_mount):
     assert abs(swaps - daemon_requests) <= 1
     assert sim_requests <= elapsed / m.ttl + 2
     assert reads[0] > 8
+
+
+def test_task_that_leaves_and_returns_shows_new_content(new_mount):
+    m = new_mount(ttl=0.3)
+    m.start()
+    sim = m.sim
+    item = sim.item(ID0)
+    fd = os.open(m.p(ID0, "state"), os.O_RDONLY)  # a reader holds the old file
+    try:
+        assert os.pread(fd, 100, 0) == b"COMPLETED\n"
+        sim.delete(ID0)
+        assert wait_for(lambda: not os.path.exists(m.p(ID0)), 5)
+        item["state"] = "NEWSTATE"
+        sim.add(item)
+        assert wait_for(lambda: os.path.exists(m.p(ID0)), 5)
+        m.wait_generation(int(m.status()["generation"]) + 2)
+        assert read(m.p(ID0, "state")) == "NEWSTATE\n"
+        assert '"NEWSTATE"' in read(m.p(ID0, "raw.json"))
+        assert os.pread(fd, 100, 0) == b"COMPLETED\n"  # the open file keeps its bytes
+    finally:
+        os.close(fd)
+    assert read(m.p(ID0, "state")) == "NEWSTATE\n"
