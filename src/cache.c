@@ -320,6 +320,9 @@ static int cache_publish(struct cache *c, struct snapshot *next)
 	c->next_attempt = mono_now() + c->ttl;
 	pthread_mutex_unlock(&c->lock);
 	free(gone.v);
+	if (c->recovered_from) /* refresher-only field: no lock needed to read it */
+		log_info("refresh recovered after %u failed attempt(s); %zu tasks",
+			 c->recovered_from, next->ntasks);
 
 	if (old && c->started && c->notify.entry && !atomic_load(&c->stopping))
 		cache_notify_changes(c, old, next);
@@ -438,9 +441,6 @@ static void cache_refresh(struct cache *c)
 	}
 	if (ret == 0) {
 		pthread_mutex_lock(&c->lock);
-		if (c->recovered_from)
-			log_info("refresh recovered after %u failed attempt(s); %zu tasks",
-				 c->recovered_from, next->ntasks);
 		log_debug("refresh: %zu tasks, generation %llu, %zu changes, %.0f ms", next->ntasks,
 			  (unsigned long long)next->generation, c->last_changes,
 			  (mono_now() - t0) * 1e3);

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,10 +84,21 @@ static void on_wakeup(int sig)
 {
 }
 
+static atomic_bool loop_done;
+
+/*
+ * The main thread may be just between checking the exit flag and waiting,
+ * where one signal would be lost: keep poking it until its loop is over.
+ */
 static void on_refresher_stopped(void *arg)
 {
+	struct timespec pause = { 0, 50 * 1000 * 1000 };
+
 	fuse_session_exit(arg);
-	pthread_kill(main_thread, SIGUSR1);
+	while (!atomic_load(&loop_done)) {
+		pthread_kill(main_thread, SIGUSR1);
+		nanosleep(&pause, NULL);
+	}
 }
 
 static int set_handler(int sig, void (*fn)(int), int flags)
@@ -99,12 +112,16 @@ static int set_handler(int sig, void (*fn)(int), int flags)
 	return sigaction(sig, &sa, NULL);
 }
 
-/* After libfuse's own handlers (SIGPIPE ignored), replace its exit ones. */
+/*
+ * Our own handlers instead of libfuse's, which would end the loop at once;
+ * installed before the refresher starts, whose stop callback signals us.
+ */
 static int install_signals(struct cache *cache)
 {
 	sig_cache = cache;
 	main_thread = pthread_self();
-	if (set_handler(SIGUSR1, on_wakeup, 0) < 0 ||
+	atomic_store(&loop_done, false);
+	if (set_handler(SIGPIPE, SIG_IGN, 0) < 0 || set_handler(SIGUSR1, on_wakeup, 0) < 0 ||
 	    set_handler(SIGHUP, on_sighup, SA_RESTART) < 0 ||
 	    set_handler(SIGTERM, on_sigterm, SA_RESTART) < 0 ||
 	    set_handler(SIGINT, on_sigterm, SA_RESTART) < 0)
@@ -138,8 +155,10 @@ static int serve(struct fuse_session *se, struct fs *fs, const struct fuse_cmdli
 	struct cache_notify notify;
 	int ret = EXIT_FAIL, loop;
 
-	if (fuse_set_signal_handlers(se) < 0)
+	if (install_signals(cache) < 0) {
+		log_err("cannot install signal handlers: %s", strerror(errno));
 		return EXIT_FAIL;
+	}
 	if (fuse_session_mount(se, opts->mountpoint) < 0)
 		goto out_signals;
 	if (fuse_daemonize(opts->foreground) < 0)
@@ -151,16 +170,12 @@ static int serve(struct fuse_session *se, struct fs *fs, const struct fuse_cmdli
 	notify = fs_notify(fs);
 	notify.stopped = on_refresher_stopped;
 	notify.stop_arg = se;
-	/* before the thread starts: its stop callback signals this thread */
-	if (install_signals(cache) < 0) {
-		log_err("cannot install signal handlers: %s", strerror(errno));
-		goto out_unmount;
-	}
 	if (cache_start(cache, &notify) < 0) {
 		log_err("cannot start the refresher thread");
 		goto out_unmount;
 	}
 	loop = run_loop(se, opts);
+	atomic_store(&loop_done, true);
 	cache_stop(cache);
 	/* 0, or the signal that ended the loop: both are a clean stop */
 	ret = loop < 0 ? EXIT_FAIL : EXIT_OK;
@@ -170,7 +185,6 @@ static int serve(struct fuse_session *se, struct fs *fs, const struct fuse_cmdli
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
-	fuse_remove_signal_handlers(se);
 	sig_cache = NULL;
 	return ret;
 }
