@@ -67,6 +67,14 @@ def test_man_page_is_clean():
         assert re.search(r"^\.SH \"?%s\"?$" % section, man, re.M), section
 
 
+def test_man_page_is_clean_under_mandoc():
+    if not shutil.which("mandoc"):
+        pytest.skip("mandoc is not installed")
+    r = subprocess.run(["mandoc", "-Tlint", "-W", "warning", os.path.join(ROOT, "man/ingestfs.1")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r.stdout + r.stderr
+
+
 def test_readme_has_the_two_setup_commands():
     readme = read("README.md")
     assert "scripts/demo.sh" in readme and "scripts/test.sh" in readme
