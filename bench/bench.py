@@ -77,6 +77,7 @@ STEADY_RSS_TARGET = 1024      # bytes per task
 PEAK_RSS_TARGET = 3 * 1024    # bytes per task
 REFRESH_CPU_TARGET_S = 0.5
 SCALE_SLACK = 1.1             # 200k may cost 1.1 x 2 = 2.2 x 100k
+NOISE_FLOOR_S = 0.1           # times this small are not flagged (10 ms CPU ticks)
 
 RE_REFRESH = re.compile(r"refresh: (\d+) tasks, generation (\d+), (\d+) changes, (\d+) ms")
 RE_GET = re.compile(r"GET \S+: status (\d+), (\d+) bytes, (\d+) ms")
@@ -336,6 +337,7 @@ class Bench:
         self.work = None
         self.binary = args.binary
         self.mounts = {}          # mountpoint -> pid (daemons we started)
+        self.mount_argv = {}      # mountpoint -> argv (to find a daemon's pid)
         self.fg_procs = []        # Popen of foreground daemons
         self.tmpfs_mounts = []
         self.sim = None
@@ -343,6 +345,8 @@ class Bench:
         self.notes = []           # odd things seen while running
         self.results = {"sizes": {}}
         self.run_groups = []      # process groups of running workloads
+        self.loads = []           # 1-min load average before each workload
+        self.foreign_mounts = set()
 
     # ---- setup and cleanup
 
@@ -382,10 +386,14 @@ class Bench:
                 self.unmount(mnt)
             except Exception as e:  # keep cleaning
                 log("cleanup: %s" % e)
-        for p in self.fg_procs:
+        for p in list(self.fg_procs):
             if p.poll() is None:
-                p.kill()
-                p.wait()
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
         if self.sim is not None:
             self.sim.stop()
             self.sim = None
@@ -435,6 +443,8 @@ class Bench:
         """Mount in daemon mode; returns (seconds until the command returned, pid)."""
         argv = [self.binary, "-o", "api_url=%s,credentials=%s,ttl=%d"
                 % (self.sim.url, self.cred, TTL), mnt]
+        self.mounts[mnt] = None
+        self.mount_argv[mnt] = argv
         t0 = time.perf_counter()
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=600, check=False)
@@ -445,8 +455,7 @@ class Bench:
             if pid:
                 break
             time.sleep(0.02)
-        if pid or is_mounted(mnt):
-            self.mounts[mnt] = pid
+        self.mounts[mnt] = pid
         if r.returncode != 0:
             raise BenchError("ingestfs exited %d: %s" % (
                 r.returncode, r.stderr.decode("utf-8", "replace").strip()))
@@ -464,6 +473,7 @@ class Bench:
                                 stderr=subprocess.PIPE)
         self.fg_procs.append(proc)
         self.mounts[mnt] = proc.pid
+        self.mount_argv[mnt] = argv
         dlog = DebugLog(proc.stderr, logpath)
         deadline = time.monotonic() + 300
         while True:
@@ -483,42 +493,51 @@ class Bench:
         return proc, dlog
 
     def unmount(self, mnt):
+        """Unmount @mnt and make sure the daemon serving it is gone (also
+        one that is still starting up); returns a foreground daemon's exit
+        status."""
         pid = self.mounts.get(mnt)
-        ok = False
-        for _ in range(20):
-            if not is_mounted(mnt):
-                ok = True
-                break
-            r = subprocess.run(["fusermount3", "-u", mnt], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, check=False)
-            if r.returncode == 0:
-                ok = True
-                break
-            time.sleep(0.5)
-        if not ok:
-            self.note("fusermount3 -u %s kept failing; lazy unmount" % mnt)
-            subprocess.run(["fusermount3", "-uz", mnt], check=False)
+        if pid is None and mnt in self.mount_argv:
+            pid = find_pid_by_argv(self.mount_argv[mnt])
         fg = [p for p in self.fg_procs if p.pid == pid]
-        rc = None
-        if fg:
-            try:
-                rc = fg[0].wait(120)
-            except subprocess.TimeoutExpired:
-                fg[0].kill()
-                rc = fg[0].wait()
-                self.note("foreground daemon did not exit after unmount; killed")
-            self.fg_procs.remove(fg[0])
-        elif pid:
-            deadline = time.monotonic() + 120
-            while pid_alive(pid) and time.monotonic() < deadline:
+        proc = fg[0] if fg else None
+
+        def alive():
+            if proc is not None:
+                return proc.poll() is None
+            return pid is not None and pid_alive(pid)
+
+        def wait_gone(seconds):
+            deadline = time.monotonic() + seconds
+            while alive() and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if pid_alive(pid):
-                self.note("daemon %d still running 120 s after unmount; SIGTERM" % pid)
-                os.kill(pid, signal.SIGTERM)
-                time.sleep(2)
-                if pid_alive(pid):
-                    os.kill(pid, signal.SIGKILL)
+            return not alive()
+
+        if is_mounted(mnt):
+            for _ in range(20):
+                r = subprocess.run(["fusermount3", "-u", mnt], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, check=False)
+                if r.returncode == 0 or not is_mounted(mnt):
+                    break
+                time.sleep(0.5)
+            else:
+                self.note("fusermount3 -u %s kept failing; lazy unmount" % mnt)
+                subprocess.run(["fusermount3", "-uz", mnt], check=False)
+            if not wait_gone(120):
+                self.note("daemon %s still running 120 s after unmount" % pid)
+        if alive():  # not mounted (yet): a daemon still starting, or stuck
+            os.kill(pid, signal.SIGTERM)
+            if not wait_gone(10):
+                os.kill(pid, signal.SIGKILL)
+                wait_gone(10)
+        if is_mounted(mnt):  # the daemon died without unmounting
+            subprocess.run(["fusermount3", "-uz", mnt], check=False)
+        rc = None
+        if proc is not None:
+            rc = proc.wait()
+            self.fg_procs.remove(proc)
         self.mounts.pop(mnt, None)
+        self.mount_argv.pop(mnt, None)
         return rc
 
     def status(self, mnt):
@@ -532,6 +551,20 @@ class Bench:
             k, _, v = line.partition(": ")
             out[k] = v
         return out
+
+    def sample_load(self):
+        """Remember the load average and FUSE mounts that are not ours: the
+        numbers are only good on an otherwise idle machine."""
+        try:
+            with open("/proc/loadavg") as f:
+                self.loads.append(float(f.read().split()[0]))
+            with open("/proc/self/mounts") as f:
+                for line in f:
+                    parts = line.split()
+                    if parts[2].startswith("fuse") and not parts[1].startswith(self.work):
+                        self.foreign_mounts.add(parts[1])
+        except (OSError, IndexError, ValueError):
+            pass
 
     def note(self, msg):
         log("NOTE: " + msg)
@@ -623,6 +656,7 @@ class Bench:
             self.smoke_checks(mnt, copy)
 
         for name, cmd, compare in WORKLOADS:
+            self.sample_load()
             # ingestfs: a fresh mount, so the cold pass is the first one
             self.unmount(mnt)
             took, pid = self.mount_daemon(mnt)
@@ -843,9 +877,17 @@ class Bench:
         self.results["started"] = datetime.datetime.now(datetime.timezone.utc).strftime(
             "%Y-%m-%d %H:%M:%S UTC")
         self.setup()
+        self.sample_load()
         for n in self.sizes:
             self.run_size(n)
+        self.sample_load()
         self.results["elapsed_s"] = time.monotonic() - t0
+        self.results["load"] = self.loads
+        self.results["foreign_fuse_mounts"] = sorted(self.foreign_mounts)
+        if self.foreign_mounts:
+            self.note("other FUSE mounts existed during the run (someone else was "
+                      "busy on this machine?): %d, e.g. %s"
+                      % (len(self.foreign_mounts), sorted(self.foreign_mounts)[0]))
 
 
 # --------------------------------------------------------------------------
@@ -953,6 +995,17 @@ def daemon_rows(r):
 NO_SCALE = ("invalidations", "NOTIFY", "API requests")
 
 
+def below_floor(name, va, vb):
+    """True for a time figure too small for its ratio to mean much."""
+    if va is None or vb is None:
+        return False
+    if name.endswith(", s"):
+        return max(va, vb) < NOISE_FLOOR_S
+    if name.endswith(", ms"):
+        return max(va, vb) < NOISE_FLOOR_S * 1000
+    return False
+
+
 def target_size(sizes):
     return min(sizes, key=lambda s: (abs(s - 100000), -s))
 
@@ -1035,14 +1088,16 @@ def scaling(results, lo, hi):
         wa, wb = a["workloads"][name], b["workloads"][name]
         for key, side in (("ingestfs_cold", "ingestfs cold"), ("ingestfs_warm", "ingestfs warm"),
                           ("tmpfs_cold", "tmpfs cold"), ("tmpfs_warm", "tmpfs warm")):
-            out.append(("%s, %s, s" % (name, side), wa[key], wb[key],
-                        ratio(wb[key], wa[key]), side.startswith("ingestfs")))
+            fig = "%s, %s, s" % (name, side)
+            out.append((fig, wa[key], wb[key], ratio(wb[key], wa[key]),
+                        side.startswith("ingestfs") and not below_floor(fig, wa[key], wb[key])))
     da, db = daemon_rows(a), daemon_rows(b)
     for (name, va, fmt), (_, vb, _) in zip(da, db):
         if "per task" in name:
             continue
         counts = not any(k in name for k in NO_SCALE) and "cp -a" not in name
-        out.append((name, va, vb, ratio(vb, va) if counts else None, counts))
+        out.append((name, va, vb, ratio(vb, va) if counts else None,
+                    counts and not below_floor(name, va, vb)))
     return out
 
 
@@ -1060,6 +1115,10 @@ def render(results, bench, info, command):
     L.append("- command: `%s`" % command)
     L.append("- repeats: %d warm passes per workload and side (medians shown); "
              "total run time %.0f s" % (bench.repeat, results["elapsed_s"]))
+    loads = results.get("load") or [0]
+    L.append("- 1-min load average before the workloads: %.2f at the start, max %.2f "
+             "(2 or more on 2 CPUs means the benchmark itself; much more means other load)"
+             % (loads[0], max(loads)))
     L.append("")
     for n in sizes:
         r = results["sizes"][str(n)]
@@ -1071,7 +1130,7 @@ def render(results, bench, info, command):
         for name, cmd, _ in WORKLOADS:
             w = r["workloads"][name]
             L.append("| `%s` | %s | %s | %s | %s | %s | %s | %s |" % (
-                cmd.replace("|", "\\|").replace(" {dest}/", " DEST/"),
+                esc(cmd.replace(" {dest}/", " DEST/")),
                 fmt_s(w["ingestfs_cold"]), fmt_s(w["tmpfs_cold"]),
                 fmt_ratio(ratio(w["ingestfs_cold"], w["tmpfs_cold"])),
                 fmt_s(w["ingestfs_warm"]), fmt_s(w["tmpfs_warm"]),
@@ -1092,7 +1151,7 @@ def render(results, bench, info, command):
     lim = SCALE_SLACK * pair[1] / pair[0] if pair else None
     for i, (name, _, fmt) in enumerate(rows[0]):
         cells = [fmt(rw[i][1]) if rw[i][1] is not None else "n/a" for rw in rows]
-        line = "| %s | %s |" % (name, " | ".join(cells))
+        line = "| %s | %s |" % (esc(name), " | ".join(cells))
         if pair:
             va = rows[sizes.index(pair[0])][i][1]
             vb = rows[sizes.index(pair[1])][i][1]
@@ -1100,14 +1159,20 @@ def render(results, bench, info, command):
                 line += " |"
             else:
                 x = ratio(vb, va)
-                line += " %s%s |" % (fmt_ratio(x), " **> %.1fx**" % lim
-                                     if x is not None and x > lim else "")
+                if below_floor(name, va, vb):
+                    line += " %s (too small to flag) |" % fmt_ratio(x)
+                else:
+                    line += " %s%s |" % (fmt_ratio(x), " **> %.1fx**" % lim
+                                         if x is not None and x > lim else "")
         L.append(line)
     L.append("")
     if pair:
         lo, hi = pair
         L.append("### Scaling, %s vs %s (flag: ingestfs figure > %.1fx)"
                  % (size_label(hi), size_label(lo), lim))
+        L.append("")
+        L.append("Times under %.1f s at both sizes are marked `(small)` and not flagged."
+                 % NOISE_FLOOR_S)
         L.append("")
         L.append("| workload | ingestfs cold | ingestfs warm | tmpfs cold | tmpfs warm |")
         L.append("|---|---:|---:|---:|---:|")
@@ -1117,15 +1182,18 @@ def render(results, bench, info, command):
             for side in ("ingestfs cold", "ingestfs warm", "tmpfs cold", "tmpfs warm"):
                 f = sc["%s, %s, s" % (name, side)]
                 flag = f[4] and f[3] is not None and f[3] > lim
-                cells.append(fmt_ratio(f[3]) + (" **FLAG**" if flag else ""))
-            L.append("| %s | %s |" % (name, " | ".join(cells)))
+                small = side.startswith("ingestfs") and below_floor(f[0], f[1], f[2])
+                cells.append(fmt_ratio(f[3]) + (" **FLAG**" if flag else "")
+                             + (" (small)" if small else ""))
+            L.append("| `%s` | %s |" % (esc(name), " | ".join(cells)))
         L.append("")
     L.append("### Targets")
     L.append("")
     L.append("| target | threshold | measured | met? |")
     L.append("|---|---|---|---|")
     for t, lim_s, meas, met in evaluate(results, sizes):
-        L.append("| %s | %s | %s | %s |" % (t, lim_s, meas, "met" if met else "**NOT MET**"))
+        L.append("| %s | %s | %s | %s |" % (esc(t), esc(lim_s), esc(meas),
+                                             "met" if met else "**NOT MET**"))
     L.append("")
     extra = []
     for n in sizes:
@@ -1145,7 +1213,7 @@ def render(results, bench, info, command):
         L.append("### Notes from this run")
         L.append("")
         for m in bench.notes:
-            L.append("- " + m.replace("|", "\\|"))
+            L.append("- " + m)
         L.append("")
     if bench.smoke:
         L.append("### Smoke checks")
@@ -1158,6 +1226,11 @@ def render(results, bench, info, command):
                      "identical on both sides; `diff -r` clean")
         L.append("")
     return "\n".join(L)
+
+
+def esc(text):
+    """A Markdown table cell: `|` must be escaped, also inside code spans."""
+    return str(text).replace("|", "\\|")
 
 
 def fmt_counts(c):
@@ -1177,6 +1250,8 @@ def parse_args(argv):
     ap.add_argument("--smoke", action="store_true",
                     help="10k tasks, one repeat, assert both sides are identical")
     ap.add_argument("--binary", help="use this ingestfs instead of building one")
+    ap.add_argument("--render", metavar="JSON",
+                    help="only print the report again from a results .json")
     ap.add_argument("--out", help="results file (.md; raw numbers go to .json next to it); "
                     "default bench/results/<date>.md, none with --smoke")
     args = ap.parse_args(argv)
@@ -1191,8 +1266,20 @@ def parse_args(argv):
     return args
 
 
+def rerender(path):
+    with open(path) as f:
+        results = json.load(f)
+    b = argparse.Namespace(sizes=results["size_list"], repeat=results["repeat"],
+                           notes=results.get("notes", []), smoke=results["smoke"],
+                           failures=results.get("failures", []))
+    print(render(results, b, results["machine"], results["command"]))
+    return 0
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.render:
+        return rerender(args.render)
     missing = [t for t in ("fusermount3", "rsync", "tar", "diff")
                if not shutil.which(t, path=ENV["PATH"])]
     if not os.path.exists("/dev/fuse") or "fusermount3" in missing:
@@ -1209,6 +1296,8 @@ def main(argv=None):
 
     for s in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, on_signal)
+    # also when started in the background of a script (SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     bench = Bench(args)
     command = shlex.join([os.environ.get("BENCH_ARGV0", sys.argv[0])] + sys.argv[1:])
@@ -1220,9 +1309,13 @@ def main(argv=None):
         bench.results["machine"] = info
         bench.results["command"] = command
         bench.results["notes"] = bench.notes
+        bench.results["failures"] = bench.failures
+        bench.results["size_list"] = bench.sizes
+        bench.results["repeat"] = bench.repeat
+        bench.results["smoke"] = bench.smoke
         report = render(bench.results, bench, info, command)
     except (KeyboardInterrupt, Interrupted) as e:
-        log("interrupted (%s); cleaning up" % (e or "Ctrl-C"))
+        log("interrupted (%s); cleaning up" % (str(e) or "Ctrl-C"))
         status = 130
     except BenchError as e:
         log("ERROR: %s" % e)

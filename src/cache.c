@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -327,6 +328,10 @@ static int cache_publish(struct cache *c, struct snapshot *next)
 	if (old && c->started && c->notify.entry && !atomic_load(&c->stopping))
 		cache_notify_changes(c, old, next);
 	snapshot_put(old);
+#ifdef __GLIBC__
+	/* parsing left many small blocks free; give the pages back */
+	malloc_trim(0);
+#endif
 	return ret;
 }
 
