@@ -41,6 +41,9 @@ struct cache {
 
 	/* refresher thread only */
 	struct snap_ctx ctx;
+	uint64_t body_hash;    /* of the answer behind the current snapshot */
+	uint64_t pending_hash; /* of the answer behind the snapshot being swapped in */
+	bool body_hash_set;
 	size_t warned_skipped; /* what the last warnings said */
 	size_t warned_duplicates;
 	int64_t warned_total; /* -1: no mismatch warned */
@@ -269,6 +272,25 @@ static void cache_notify_changes(struct cache *c, const struct snapshot *old,
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* A refresh succeeded: health and generation, under the lock. */
+static void mark_success_locked(struct cache *c)
+{
+	c->generation++;
+	c->recovered_from = c->failures;
+	c->failures = 0;
+	c->last_error[0] = '\0';
+	c->last_success = time(NULL);
+	c->next_attempt = mono_now() + c->ttl;
+}
+
+static void log_recovery(struct cache *c, const struct snapshot *s)
+{
+	/* recovered_from is only written by the refresher: no lock to read it */
+	if (c->recovered_from)
+		log_info("refresh recovered after %u failed attempt(s); %zu tasks",
+			 c->recovered_from, s->ntasks);
+}
+
 /*
  * Swap @next in (taking its reference).  Node ids of the old snapshot
  * that the kernel still holds keep their bytes as blobs, so an open file
@@ -311,19 +333,13 @@ static int cache_publish(struct cache *c, struct snapshot *next)
 		snapshot_put(next);
 		return -ENOMEM;
 	}
-	next->generation = ++c->generation;
 	c->current = next;
 	/* health changes with the data, so .status never lags what readers see */
-	c->recovered_from = c->failures;
-	c->failures = 0;
-	c->last_error[0] = '\0';
-	c->last_success = time(NULL);
-	c->next_attempt = mono_now() + c->ttl;
+	mark_success_locked(c);
+	next->generation = c->generation;
 	pthread_mutex_unlock(&c->lock);
 	free(gone.v);
-	if (c->recovered_from) /* refresher-only field: no lock needed to read it */
-		log_info("refresh recovered after %u failed attempt(s); %zu tasks",
-			 c->recovered_from, next->ntasks);
+	log_recovery(c, next);
 
 	if (old && c->started && c->notify.entry && !atomic_load(&c->stopping))
 		cache_notify_changes(c, old, next);
@@ -350,6 +366,7 @@ int cache_publish_body(struct cache *c, char *body, size_t len, char *err, size_
 	snapshot_put(prev);
 	if (ret == 0 && (ret = cache_publish(c, next)) < 0)
 		snprintf(err, errlen, "out of memory");
+	c->body_hash_set = false;
 	return ret;
 }
 
@@ -372,6 +389,11 @@ static double backoff_delay(double ttl, unsigned int failures, long retry_after)
 }
 
 /* Fetch and parse; 0 with a new snapshot in *@out, else -errno + @err. */
+/*
+ * Fetch and parse.  0 with a new snapshot in *@out, or 0 with *@out NULL
+ * when the answer is byte for byte the one behind the current snapshot
+ * (parsing it again would build the same snapshot); else -errno + @err.
+ */
 static int cache_fetch(struct cache *c, struct snapshot **out, time_t stamp, long *retry_after,
 		       char *err, size_t errlen)
 {
@@ -379,6 +401,7 @@ static int cache_fetch(struct cache *c, struct snapshot **out, time_t stamp, lon
 	struct snapshot *prev;
 	char perr[160];
 	time_t now = time(NULL);
+	uint64_t hash;
 	int ret;
 
 	pthread_mutex_lock(&c->lock);
@@ -396,10 +419,19 @@ static int cache_fetch(struct cache *c, struct snapshot **out, time_t stamp, lon
 		snprintf(err, errlen, "%s", res.error);
 		goto out;
 	}
+	hash = snapshot_body_hash(c->hash_key, res.resp.body, res.resp.len);
+	if (prev && c->body_hash_set && hash == c->body_hash) {
+		*out = NULL;
+		goto out;
+	}
 	c->ctx.now = stamp ? stamp : now;
 	ret = snapshot_parse(res.resp.body, res.resp.len, prev, &c->ctx, out, perr, sizeof(perr));
-	if (ret < 0)
+	if (ret < 0) {
 		snprintf(err, errlen, "unusable answer: %s", perr);
+		goto out;
+	}
+	/* taken as the current answer's once the swap succeeds */
+	c->pending_hash = hash;
 out:
 	api_result_free(&res);
 	snapshot_put(prev);
@@ -440,14 +472,27 @@ static void cache_refresh(struct cache *c)
 	ret = cache_fetch(c, &next, 0, &retry_after, err, sizeof(err));
 	if (ret == -ECANCELED)
 		return;
+	if (ret == 0 && !next) {
+		/* the same answer again: the current snapshot stands, confirmed */
+		pthread_mutex_lock(&c->lock);
+		mark_success_locked(c);
+		log_debug("refresh: %zu tasks, generation %llu, answer unchanged, %.0f ms",
+			  c->current->ntasks, (unsigned long long)c->generation,
+			  (mono_now() - t0) * 1e3);
+		pthread_mutex_unlock(&c->lock);
+		log_recovery(c, c->current);
+		return;
+	}
 	if (ret == 0 && cache_publish(c, next) < 0) {
 		ret = -ENOMEM;
 		snprintf(err, sizeof(err), "out of memory keeping replaced files; not swapped");
 	}
 	if (ret == 0) {
+		c->body_hash = c->pending_hash;
+		c->body_hash_set = true;
 		pthread_mutex_lock(&c->lock);
 		log_debug("refresh: %zu tasks, generation %llu, %zu changes, %.0f ms", next->ntasks,
-			  (unsigned long long)next->generation, c->last_changes,
+			  (unsigned long long)c->generation, c->last_changes,
 			  (mono_now() - t0) * 1e3);
 		pthread_mutex_unlock(&c->lock);
 		log_snapshot_warnings(c, next);
@@ -506,6 +551,8 @@ int cache_first_fetch(struct cache *c, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	c->body_hash = c->pending_hash;
+	c->body_hash_set = true;
 	log_snapshot_warnings(c, s);
 	return 0;
 }

@@ -17,6 +17,7 @@ struct http_client {
 };
 
 struct http_xfer {
+	CURL *curl;
 	struct http_response *resp;
 	size_t cap; /* bytes allocated for resp->body */
 	size_t max_bytes;
@@ -45,6 +46,14 @@ static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	}
 	if (r->len + n + 1 > x->cap) {
 		size_t cap = x->cap ? x->cap : 16384;
+		curl_off_t expect = -1;
+
+		/* the announced length, if sane, saves a copy per doubling */
+		if (!x->cap &&
+		    curl_easy_getinfo(x->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &expect) ==
+			    CURLE_OK &&
+		    expect > 0 && (size_t)expect < x->max_bytes)
+			cap = (size_t)expect + 1;
 		char *body;
 
 		while (cap < r->len + n + 1)
@@ -173,7 +182,7 @@ static int http_errno(CURLcode rc, const struct http_xfer *x, bool cancelled)
 int http_get(struct http_client *hc, const char *url, struct http_response *resp, char *err,
 	     size_t errlen)
 {
-	struct http_xfer x = { .resp = resp, .max_bytes = hc->max_bytes };
+	struct http_xfer x = { .curl = hc->curl, .resp = resp, .max_bytes = hc->max_bytes };
 	struct timespec t0, t1;
 	bool cancelled;
 	CURLcode rc;

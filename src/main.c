@@ -2,6 +2,7 @@
 /* ingestfs: options, start-up order, shutdown. */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -202,6 +203,10 @@ int main(int argc, char *argv[])
 	int ret = EXIT_USAGE;
 
 	memset(&opts, 0, sizeof(opts));
+#ifdef __GLIBC__
+	/* big buffers (answers, arenas) always from mmap, so freeing returns them */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
 	if (config_init(&cfg) < 0) {
 		fprintf(stderr, "ingestfs: out of memory\n");
 		return EXIT_FAIL;

@@ -82,6 +82,14 @@ static uint64_t siphash24(const uint64_t k[2], const unsigned char *in, size_t l
 	return v0 ^ v1 ^ v2 ^ v3;
 }
 
+uint64_t snapshot_body_hash(const uint64_t hash_key[2], const char *body, size_t len)
+{
+	/* another domain than ids: flip the key */
+	const uint64_t k[2] = { ~hash_key[0], hash_key[1] };
+
+	return siphash24(k, (const unsigned char *)body, len);
+}
+
 uint64_t snapshot_hash(const uint64_t hash_key[2], const char *id, size_t len)
 {
 	return siphash24(hash_key, (const unsigned char *)id, len) & SNAP_KEY_MASK;
@@ -1049,6 +1057,11 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 
 	s->tasks = malloc(sizeof(*s->tasks) * (n + 1));
 	if (!s->tasks)
+		goto out_free_snap;
+	/* the files take about as much as the answer: size the arena once */
+	a.cap = len + len / 4 + 65536;
+	a.buf = malloc(a.cap);
+	if (!a.buf)
 		goto out_free_snap;
 	for (size_t i = 0; i < n; i++) {
 		if (i > 0 && pend[i].key == pend[i - 1].key) {

@@ -173,6 +173,9 @@ static inline const char *snap_file_data(const struct snapshot *s, const struct 
 	return s->arena + f->off;
 }
 
+/* snapshot_body_hash - a keyed 64-bit hash of a whole answer, to spot repeats */
+uint64_t snapshot_body_hash(const uint64_t hash_key[2], const char *body, size_t len);
+
 /* snapshot_hash - the 59-bit key of an id under @hash_key */
 uint64_t snapshot_hash(const uint64_t hash_key[2], const char *id, size_t len);
 
