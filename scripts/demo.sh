@@ -46,6 +46,7 @@ run() { echo "\$ $*"; "$@"; echo; }
 run ls -l
 echo "\$ cat */state"; cat */state; echo
 echo "\$ grep -l DELETE */operation"; grep -l DELETE */operation; echo
+run ls -l .by-operation/DELETE
 run cat 5eead8d6-79e3-4a3d-915e-a886199dfde0/raw.json
 run cat .status
 cd /
