@@ -476,7 +476,7 @@ static void cache_refresh(struct cache *c)
 		/* the same answer again: the current snapshot stands, confirmed */
 		pthread_mutex_lock(&c->lock);
 		mark_success_locked(c);
-		log_debug("refresh: %zu tasks, generation %llu, answer unchanged, %.0f ms",
+		log_debug("refresh: %zu tasks, generation %llu, 0 changes, %.0f ms, answer unchanged",
 			  c->current->ntasks, (unsigned long long)c->generation,
 			  (mono_now() - t0) * 1e3);
 		pthread_mutex_unlock(&c->lock);

@@ -92,7 +92,7 @@ def test_debug_log_has_requests_and_no_secrets(new_mount):
                       r"(\d+) bytes, (\d+) ms", log)
     assert len(gets) >= 4 and ("503" in [g[0] for g in gets])
     assert re.search(r"refresh: 8 tasks, generation \d+, [1-9]\d* changes, \d+ ms", log)
-    assert re.search(r"refresh: 8 tasks, generation \d+, answer unchanged, \d+ ms", log)
+    assert re.search(r"refresh: 8 tasks, generation \d+, 0 changes, \d+ ms, answer unchanged", log)
     for secret in (m.sim.key, "msg=", "sig="):
         assert secret not in log
     # libfuse's own request trace is part of -d as well
