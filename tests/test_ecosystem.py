@@ -97,3 +97,33 @@ def test_debug_log_has_requests_and_no_secrets(new_mount):
         assert secret not in log
     # libfuse's own request trace is part of -d as well
     assert "opcode: LOOKUP" in log or "LOOKUP" in log
+
+
+def test_slicer_task_collection(new_mount):
+    m = new_mount()
+    m.start(opts="endpoint=/api/v4/managed-slicer/slicers/tasks")
+    assert sorted(os.listdir(m.path)) == sorted(t[0] for t in simctl.DEFAULT_TASKS)
+    raw = open(m.p(simctl.DEFAULT_TASKS[0][0], "raw.json")).read()
+    assert "/api/v4/managed-slicer/slicers/tasks/" in raw
+    assert m.status()["endpoint"] == "/api/v4/managed-slicer/slicers/tasks"
+    assert m.stop() == 0
+
+
+def test_endpoint_must_be_an_api_path(new_mount):
+    m = new_mount()
+    r = subprocess.run(m.argv("endpoint=/v4/tasks"), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "/api/" in r.stderr
+    assert m.sim.requests() == 0
+
+
+def test_meson_install_puts_binary_and_man_page(tmp_path):
+    build = os.path.dirname(os.path.realpath(BIN))
+    if not os.path.exists(os.path.join(build, "build.ninja")):
+        pytest.skip("INGESTFS_BIN is not in a meson build folder")
+    dest = tmp_path / "dest"
+    r = subprocess.run(["meson", "install", "-C", build, "--destdir", str(dest), "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    files = [str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()]
+    assert any(f.endswith("bin/ingestfs") for f in files), files
+    assert any(f.endswith("man1/ingestfs.1") or f.endswith("man1/ingestfs.1.gz") for f in files)
