@@ -127,3 +127,29 @@ def test_meson_install_puts_binary_and_man_page(tmp_path):
     files = [str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()]
     assert any(f.endswith("bin/ingestfs") for f in files), files
     assert any(f.endswith("man1/ingestfs.1") or f.endswith("man1/ingestfs.1.gz") for f in files)
+
+
+def test_daemon_logs_to_syslog(new_mount):
+    """In the background, messages go to syslog: facility daemon, ident ingestfs."""
+    import socket
+    if os.path.lexists("/dev/log"):
+        pytest.skip("/dev/log exists; not replacing the system's syslog socket")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("/dev/log")
+    sock.settimeout(10)
+    m = new_mount(ttl=0.2)
+    try:
+        r = subprocess.run(m.argv(foreground=False), capture_output=True, timeout=30,
+                           env=clean_env())
+        assert r.returncode == 0 and r.stderr == b""
+        m.sim.fault(status=503)
+        msg = b""
+        while b"refresh failed" not in msg:
+            msg = sock.recv(4096)
+        # <28>: facility daemon (3 << 3) | warning (4)
+        assert msg.startswith(b"<28>") and b"ingestfs[" in msg and b"503" in msg, msg
+        assert m.sim.key.encode() not in msg
+    finally:
+        m.unmount()
+        sock.close()
+        os.unlink("/dev/log")
