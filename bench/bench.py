@@ -33,6 +33,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # write nothing into tests/ (no __pycache__)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import apisim  # noqa: E402  (generated_id, GEN_STATES: the simulator's own data)
@@ -77,16 +78,24 @@ STEADY_RSS_TARGET = 1024      # bytes per task
 PEAK_RSS_TARGET = 3 * 1024    # bytes per task
 REFRESH_CPU_TARGET_S = 0.5
 SCALE_SLACK = 1.1             # 200k may cost 1.1 x 2 = 2.2 x 100k
+OTHER_CPU_LIMIT_PCT = 10.0    # more CPU than this used by others: numbers suspect...
+OTHER_CPU_FLOOR_S = 0.3       # ...unless it is less than this (tick noise, softirqs)
 NOISE_FLOOR_S = 0.1           # times this small are not flagged (10 ms CPU ticks)
 
-RE_REFRESH = re.compile(r"refresh: (\d+) tasks, generation (\d+), (\d+) changes, (\d+) ms")
+# "refresh: N tasks, generation G, C changes, T ms"; newer daemons add or
+# substitute "answer unchanged" when they skip the parse: fields are parsed
+# one by one, in any order
+RE_REFRESH = re.compile(r"refresh: (\d+) tasks, generation (\d+)")
+RE_CHANGES = re.compile(r"\b(\d+) changes\b")
+RE_MS = re.compile(r"\b(\d+(?:\.\d+)?) ms\b")
+RE_REFRESH_ANY = re.compile(r"\brefresh(:| failed| still failing)")
 RE_GET = re.compile(r"GET \S+: status (\d+), (\d+) bytes, (\d+) ms")
 RE_OPCODE = re.compile(r"unique: \d+, opcode: (\w+)")
 RE_REPLY_ERR = re.compile(r"unique: \d+, error: (-?\d+) \(([^)]*)\)")
 RE_NOTIFY = re.compile(r"NOTIFY: code=(-?\d+)")
 RE_BORING = re.compile(r"(unique: \d+, success|FUSE library version|INIT: |flags=0x|"
                        r"max_readahead=|max_write=|max_background=|"
-                       r"congestion_threshold=|time_gran=|refresh requested)")
+                       r"congestion_threshold=|time_gran=|refresh requested$)")
 
 
 class BenchError(RuntimeError):
@@ -175,6 +184,18 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def busy(pct, seconds):
+    return pct > OTHER_CPU_LIMIT_PCT and seconds > OTHER_CPU_FLOOR_S
+
+
+def system_busy_seconds():
+    """CPU time the whole machine spent busy (all CPUs; not idle/iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / CLK_TCK
+
+
 def reset_hwm(pid):
     """Reset VmHWM to the current RSS (Linux >= 4.0); False if refused."""
     try:
@@ -240,7 +261,7 @@ class DebugLog:
     def __init__(self, stream, path):
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
-        self.refreshes = []       # (monotonic time, tasks, generation, changes, ms)
+        self.refreshes = []       # dicts: t, tasks, generation, changes, ms, unchanged, line
         self.gets = []            # (status, bytes, ms)
         self.opcodes = collections.Counter()
         self.errors = collections.Counter()
@@ -284,8 +305,21 @@ class DebugLog:
             return
         self.file.write(line + "\n")
         m = RE_REFRESH.search(line)
-        if m:
-            self.refreshes.append((now,) + tuple(int(g) for g in m.groups()))
+        ms = RE_MS.search(line)
+        if m and ms:
+            unchanged = "answer unchanged" in line
+            ch = RE_CHANGES.search(line)
+            self.refreshes.append({
+                "t": now, "tasks": int(m.group(1)), "generation": int(m.group(2)),
+                "changes": int(ch.group(1)) if ch else (0 if unchanged else None),
+                "unchanged": unchanged, "ms": float(ms.group(1)), "line": line})
+            return
+        if RE_REFRESH_ANY.search(line):  # a failure, or a format we do not know
+            self.refreshes.append({"t": now, "tasks": None, "generation": None,
+                                   "changes": None, "unchanged": None, "ms": None,
+                                   "line": line})
+            if len(self.other) < 50:
+                self.other.append(line)
             return
         m = RE_GET.search(line)
         if m:
@@ -354,6 +388,7 @@ class Bench:
         self.work = tempfile.mkdtemp(prefix="ingestfs-bench.")
         self.cred = os.path.join(self.work, "credentials")
         simctl.write_credentials(self.cred, apisim.DEFAULT_USER, apisim.DEFAULT_KEY)
+        self.source = source_version() if not self.binary else "prebuilt binary"
         if not self.binary:
             self.build()
         self.binary = os.path.abspath(self.binary)
@@ -552,6 +587,32 @@ class Bench:
             out[k] = v
         return out
 
+    def own_cpu(self, pids=()):
+        """CPU time of this benchmark: itself, its reaped children (the
+        workloads), the simulator, and the daemons in @pids."""
+        t = os.times()
+        total = t.user + t.system + t.children_user + t.children_system
+        extra = list(pids)
+        if self.sim is not None and self.sim.proc is not None:
+            extra.append(self.sim.proc.pid)
+        for pid in extra:
+            try:
+                total += cpu_seconds(pid)
+            except (OSError, ValueError, IndexError):
+                pass
+        return total
+
+    def meter_start(self, pids=()):
+        return (time.monotonic(), system_busy_seconds(), self.own_cpu(pids), tuple(pids))
+
+    def meter_stop(self, m):
+        """CPU seconds used by other processes (and kernel threads) since
+        meter_start: the benchmark's numbers are only good when this is ~0."""
+        t0, busy0, own0, pids = m
+        wall = time.monotonic() - t0
+        other = (system_busy_seconds() - busy0) - (self.own_cpu(pids) - own0)
+        return {"wall_s": wall, "other_cpu_s": max(0.0, other)}
+
     def sample_load(self):
         """Remember the load average and FUSE mounts that are not ours: the
         numbers are only good on an otherwise idle machine."""
@@ -662,8 +723,10 @@ class Bench:
             took, pid = self.mount_daemon(mnt)
             res["mounts"].append(took)
             w = {"cmd": cmd}
+            meter = self.meter_start([pid])
             runs = [self.timed(name, cmd, mnt, "ingestfs", tmpfs)
                     for _ in range(1 + self.repeat)]
+            w["ingestfs_meter"] = self.meter_stop(meter)
             w["ingestfs_cold"] = runs[0]["s"]
             w["ingestfs_warm_runs"] = [x["s"] for x in runs[1:]]
             w["ingestfs_rc"] = [x["rc"] for x in runs]
@@ -679,8 +742,18 @@ class Bench:
             # tmpfs: drop what can be dropped, then the same passes
             if self.is_root:
                 drop_caches()
+            meter = self.meter_start([pid])
             truns = [self.timed(name, cmd, copy, "tmpfs", tmpfs)
                      for _ in range(1 + self.repeat)]
+            w["tmpfs_meter"] = self.meter_stop(meter)
+            w["other_cpu_pct"] = max(
+                100.0 * m["other_cpu_s"] / m["wall_s"]
+                for m in (w["ingestfs_meter"], w["tmpfs_meter"]) if m["wall_s"] > 0)
+            w["other_cpu_s"] = max(w["ingestfs_meter"]["other_cpu_s"],
+                                   w["tmpfs_meter"]["other_cpu_s"])
+            if busy(w["other_cpu_pct"], w["other_cpu_s"]):
+                self.note("%s at %s: other processes used %.0f%% of a CPU while it ran; "
+                          "its numbers are suspect" % (name, label, w["other_cpu_pct"]))
             w["tmpfs_cold"] = truns[0]["s"]
             w["tmpfs_warm_runs"] = [x["s"] for x in truns[1:]]
             w["tmpfs_rc"] = [x["rc"] for x in truns]
@@ -758,10 +831,14 @@ class Bench:
         cpu0 = cpu_seconds(pid)
         t0 = time.monotonic()
         os.kill(pid, signal.SIGHUP)
-        ev = dlog.wait_refresh(before["refreshes"] + 1, 600)
+        limit = 60 + n / 1000.0
+        ev = dlog.wait_refresh(before["refreshes"] + 1, limit)
         if ev is None:
-            raise BenchError("no `refresh:` line within 600 s of SIGHUP")
-        wall_ext = ev[0] - t0
+            raise BenchError("no `refresh` log line within %.0f s of SIGHUP" % limit)
+        if ev["ms"] is None or ev["changes"] is None:
+            raise BenchError("refresh did not succeed or its log line is new to me: %r"
+                             % ev["line"])
+        wall_ext = ev["t"] - t0
         time.sleep(0.3)  # let notifications and the log settle
         cpu1 = cpu_seconds(pid)
         ps = proc_status(pid)
@@ -770,11 +847,13 @@ class Bench:
         get = dlog.last_get()
         out = {
             "cpu_s": cpu1 - cpu0,
-            "wall_log_ms": ev[4],
+            "wall_log_ms": ev["ms"],
             "wall_sighup_s": wall_ext,
             "get_ms": get[2] if get else None,
-            "changes": ev[3],
-            "generation": ev[2],
+            "changes": ev["changes"],
+            "answer_unchanged": ev["unchanged"],
+            "log_line": ev["line"],
+            "generation": ev["generation"],
             "notify_lines": after["notifies"] - before["notifies"],
             "api_requests": req1 - req0,
             "rss_before_kib": rss0,
@@ -782,8 +861,8 @@ class Bench:
             "rss_after_kib": ps.get("VmRSS"),
             "fuse_requests": counter_delta(after["opcodes"], before["opcodes"]),
         }
-        if ev[1] != n:
-            self.note("refresh reported %d tasks, expected %d" % (ev[1], n))
+        if ev["tasks"] != n:
+            self.note("refresh reported %d tasks, expected %d" % (ev["tasks"], n))
         return out
 
     def daemon_figures(self, n, res, sdir):
@@ -796,6 +875,7 @@ class Bench:
         pid = proc.pid
         d = {}
         res["daemon"] = d
+        meter = self.meter_start([pid])
         c0 = dlog.counters()
         r = self.run("find . -type f | wc -l", mnt)
         d["find_cold_count"] = r["out"].strip()
@@ -854,6 +934,12 @@ class Bench:
         d["find_after_changes_count"] = r["out"].strip()
         ps = proc_status(pid)
         d["rss_after_refreshes_kib"] = ps.get("VmRSS")
+        m = self.meter_stop(meter)
+        d["other_cpu_pct"] = 100.0 * m["other_cpu_s"] / m["wall_s"] if m["wall_s"] else 0
+        d["other_cpu_s"] = m["other_cpu_s"]
+        if busy(d["other_cpu_pct"], d["other_cpu_s"]):
+            self.note("daemon figures at %s: other processes used %.0f%% of a CPU meanwhile; "
+                      "they are suspect" % (label, d["other_cpu_pct"]))
         st = self.status(mnt)
         d["status"] = st
         if st.get("last_error", "none") != "none":
@@ -893,6 +979,18 @@ class Bench:
 # --------------------------------------------------------------------------
 # Report
 
+def source_version():
+    """The commit the binary is built from, and whether the sources that go
+    into it (src/, meson files) differ from that commit.  Read read-only
+    (no index refresh), at build time: the tree may move on during a run."""
+    git = ["git", "-C", ROOT, "--no-optional-locks"]
+    head = cmd_out(git + ["rev-parse", "--short", "HEAD"])
+    dirty = cmd_out(git + ["status", "--porcelain", "--", "src", "meson.build",
+                           "meson_options.txt"], default="")
+    return head + (" + uncommitted changes in src/ or meson files" if dirty
+                   else " (src/ as committed)")
+
+
 def machine_info(binary):
     cpu = "unknown"
     try:
@@ -911,16 +1009,12 @@ def machine_info(binary):
                     mem = "%.1f GiB" % (int(line.split()[1]) / 1048576.0)
     except OSError:
         pass
-    head = cmd_out(["git", "-C", ROOT, "--no-optional-locks", "rev-parse", "--short", "HEAD"])
-    dirty = cmd_out(["git", "-C", ROOT, "--no-optional-locks", "status", "--porcelain",
-                     "--untracked-files=no"], default="")
     return {
         "nproc": cmd_out(["nproc"]),
         "kernel": platform.release(),
         "libfuse": cmd_out(["pkg-config", "--modversion", "fuse3"]),
         "cpu": cpu,
         "memory": mem,
-        "commit": head + (" (with uncommitted changes)" if dirty else ""),
         "ingestfs": cmd_out([binary, "--version"]) if binary else "unknown",
         "tools": "; ".join(cmd_out([t, "--version"]).splitlines()[0]
                            for t in ("ls", "find", "grep", "tar", "rsync")),
@@ -963,6 +1057,9 @@ def daemon_rows(r):
         ("refresh, no change: of which GET (median), ms", med(u, "get_ms"),
          lambda x: "n/a" if x is None else "%.0f" % x),
         ("refresh, no change: SIGHUP to log line (median), s", med(u, "wall_sighup_s"), fmt_s),
+        ("refresh, no change: log said `answer unchanged` (parse skipped)",
+         sum(1 for x in u if x.get("answer_unchanged")),
+         lambda x, k=len(u): "%d of %d" % (x, k)),
         ("refresh, no change: peak RSS (max), MiB", mx(u, "peak_kib"), mib),
         ("refresh, no change: peak RSS per task", per_task(mx(u, "peak_kib"), n), fmt_bpt),
         ("refresh, no change: invalidations (max of `C changes`)", mx(u, "changes"),
@@ -992,7 +1089,7 @@ def daemon_rows(r):
 
 
 # figures that are counts which need not grow with N: no scaling flag
-NO_SCALE = ("invalidations", "NOTIFY", "API requests")
+NO_SCALE = ("invalidations", "NOTIFY", "API requests", "answer unchanged")
 
 
 def below_floor(name, va, vb):
@@ -1110,7 +1207,8 @@ def render(results, bench, info, command):
     L.append("- machine: %s CPUs (`nproc`), %s, %s RAM; kernel `%s`; libfuse %s "
              "(`pkg-config --modversion fuse3`)"
              % (info["nproc"], info["cpu"], info["memory"], info["kernel"], info["libfuse"]))
-    L.append("- ingestfs: %s, commit %s, release build" % (info["ingestfs"], info["commit"]))
+    L.append("- ingestfs: %s, built from commit %s, release build"
+             % (info["ingestfs"], info["commit"]))
     L.append("- tools: %s" % info["tools"])
     L.append("- command: `%s`" % command)
     L.append("- repeats: %d warm passes per workload and side (medians shown); "
@@ -1119,23 +1217,28 @@ def render(results, bench, info, command):
     L.append("- 1-min load average before the workloads: %.2f at the start, max %.2f "
              "(2 or more on 2 CPUs means the benchmark itself; much more means other load)"
              % (loads[0], max(loads)))
+    L.append("- other CPU: CPU time used outside the benchmark's own processes while a "
+             "workload ran (busy time from `/proc/stat` minus the benchmark, its workloads, "
+             "the simulator and the daemon), in %% of one CPU (CPU seconds) over the passes of "
+             "the busier side; over %.0f%% and %.1f s the row is suspect"
+             % (OTHER_CPU_LIMIT_PCT, OTHER_CPU_FLOOR_S))
     L.append("")
     for n in sizes:
         r = results["sizes"][str(n)]
         L.append("### Workloads, %s tasks (seconds; ratio = ingestfs / tmpfs)" % size_label(n))
         L.append("")
         L.append("| workload | ingestfs cold | tmpfs cold | ratio cold | ingestfs warm "
-                 "| tmpfs warm | ratio warm | daemon RSS after, MiB |")
-        L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+                 "| tmpfs warm | ratio warm | daemon RSS after, MiB | other CPU |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for name, cmd, _ in WORKLOADS:
             w = r["workloads"][name]
-            L.append("| `%s` | %s | %s | %s | %s | %s | %s | %s |" % (
+            L.append("| `%s` | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 esc(cmd.replace(" {dest}/", " DEST/")),
                 fmt_s(w["ingestfs_cold"]), fmt_s(w["tmpfs_cold"]),
                 fmt_ratio(ratio(w["ingestfs_cold"], w["tmpfs_cold"])),
                 fmt_s(w["ingestfs_warm"]), fmt_s(w["tmpfs_warm"]),
                 fmt_ratio(ratio(w["ingestfs_warm"], w["tmpfs_warm"])),
-                mib(w["daemon_rss_kib"])))
+                mib(w["daemon_rss_kib"]), fmt_other(w)))
         L.append("")
     L.append("### Daemon")
     L.append("")
@@ -1174,8 +1277,12 @@ def render(results, bench, info, command):
         L.append("Times under %.1f s at both sizes are marked `(small)` and not flagged."
                  % NOISE_FLOOR_S)
         L.append("")
-        L.append("| workload | ingestfs cold | ingestfs warm | tmpfs cold | tmpfs warm |")
-        L.append("|---|---:|---:|---:|---:|")
+        L.append("The last two columns divide ingestfs's growth by tmpfs's in the same run: "
+                 "near 1.0x means the growth is the kernel's and the tool's, not the daemon's.")
+        L.append("")
+        L.append("| workload | ingestfs cold | ingestfs warm | tmpfs cold | tmpfs warm "
+                 "| cold, relative to tmpfs | warm, relative to tmpfs |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
         sc = {f[0]: f for f in scaling(results, lo, hi)}
         for name, _, _ in WORKLOADS:
             cells = []
@@ -1185,6 +1292,9 @@ def render(results, bench, info, command):
                 small = side.startswith("ingestfs") and below_floor(f[0], f[1], f[2])
                 cells.append(fmt_ratio(f[3]) + (" **FLAG**" if flag else "")
                              + (" (small)" if small else ""))
+            for temp in ("cold", "warm"):
+                cells.append(fmt_ratio(ratio(sc["%s, ingestfs %s, s" % (name, temp)][3],
+                                             sc["%s, tmpfs %s, s" % (name, temp)][3])))
             L.append("| `%s` | %s |" % (esc(name), " | ".join(cells)))
         L.append("")
     L.append("### Targets")
@@ -1226,6 +1336,13 @@ def render(results, bench, info, command):
                      "identical on both sides; `diff -r` clean")
         L.append("")
     return "\n".join(L)
+
+
+def fmt_other(w):
+    x, sec = w.get("other_cpu_pct"), w.get("other_cpu_s")
+    if x is None or sec is None:
+        return "n/a"
+    return "%.0f%% (%.2f s)%s" % (x, sec, " **busy**" if busy(x, sec) else "")
 
 
 def esc(text):
@@ -1306,6 +1423,7 @@ def main(argv=None):
     try:
         bench.run_all()
         info = machine_info(bench.binary)
+        info["commit"] = bench.source
         bench.results["machine"] = info
         bench.results["command"] = command
         bench.results["notes"] = bench.notes

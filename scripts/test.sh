@@ -8,7 +8,7 @@
 #                               2. address+undefined sanitizer build, all tests
 #                               3. ThreadSanitizer build of the concurrency stress test
 #                               4. unit tests under valgrind (leaks are errors)
-#                               5. libFuzzer harnesses, 25 s each
+#                               5. libFuzzer harnesses, 25 s each; bench/run.sh --smoke
 #                               6. gcc -Werror build, all tests (unit + integration)
 #   scripts/test.sh --quick   step 6 only
 #
@@ -99,6 +99,13 @@ else
 		done
 	else
 		fail "fuzz build"
+	fi
+
+	step "5b. benchmark smoke run: 10k tasks, both sides must show the same tree"
+	if [ -x $OUT/plain/ingestfs ]; then
+		bench/run.sh --smoke --binary $OUT/plain/ingestfs || fail "benchmark smoke run"
+	else
+		fail "benchmark smoke run (no build)"
 	fi
 fi
 
