@@ -476,9 +476,10 @@ static void cache_refresh(struct cache *c)
 		/* the same answer again: the current snapshot stands, confirmed */
 		pthread_mutex_lock(&c->lock);
 		mark_success_locked(c);
-		log_debug("refresh: %zu tasks, generation %llu, 0 changes, %.0f ms, answer unchanged",
-			  c->current->ntasks, (unsigned long long)c->generation,
-			  (mono_now() - t0) * 1e3);
+		log_debug(
+			"refresh: %zu tasks, generation %llu, 0 changes, %.0f ms, answer unchanged",
+			c->current->ntasks, (unsigned long long)c->generation,
+			(mono_now() - t0) * 1e3);
 		pthread_mutex_unlock(&c->lock);
 		log_recovery(c, c->current);
 		return;
