@@ -76,7 +76,7 @@ else
 	step "4. unit tests under valgrind"
 	if setup $OUT/plain; then
 		meson test -C $OUT/plain --suite unit --print-errorlogs \
-			--wrapper 'valgrind --quiet --leak-check=full --error-exitcode=1' ||
+			--wrapper 'valgrind --quiet --fair-sched=yes --leak-check=full --error-exitcode=1' ||
 			fail "valgrind"
 	else
 		fail "plain build"
