@@ -27,16 +27,15 @@ cleanup() {
 trap cleanup EXIT
 trap "exit 130" INT TERM PIPE HUP
 
-# the simulator accepts the documentation's test credentials by default
-/usr/bin/python3 tests/apisim.py --port-file "$WORK/port" &
+# a throwaway key for this demo only, shared by the simulator and the mount
+umask 077
+USER_ID=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+API_KEY=$(od -An -N20 -tx1 /dev/urandom | tr -d ' \n')
+printf 'user_id = %s\napi_key = %s\n' "$USER_ID" "$API_KEY" >"$WORK/credentials"
+/usr/bin/python3 tests/apisim.py --port-file "$WORK/port" --credentials "$WORK/credentials" &
 SIM_PID=$!
 for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
 PORT=$(cat "$WORK/port")
-umask 077
-cat >"$WORK/credentials" <<CREDS
-user_id = 1234567890abcdefghijklmnopqrstu
-api_key = 1234567890abcdefghijklmnopqrstuvwxyz1234
-CREDS
 mkdir "$MNT"
 
 "$ROOT/build/ingestfs" -o "api_url=http://127.0.0.1:$PORT,credentials=$WORK/credentials,ttl=5" "$MNT"
