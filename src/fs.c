@@ -630,18 +630,9 @@ static void readdir_view_root(fuse_req_t req, struct fs *fs, struct dirbuf *d, b
 	struct fuse_entry_param e;
 
 	if (add_dots(req, fs, d, plus, off, ino)) {
-		size_t lo = 0, hi = v->nvalues;
+		size_t first = snapshot_seek_value(s, snapshot_view_of(ino), (uint64_t)off);
 
-		/* first value whose cookie (vkey + 3) is past @off */
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-
-			if (v->values[mid].vkey + SNAP_DIR_OFFSET <= (uint64_t)off)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		for (size_t i = lo; i < v->nvalues; i++) {
+		for (size_t i = first; i < v->nvalues; i++) {
 			const struct snap_value *val = &v->values[i];
 
 			memset(&e, 0, sizeof(e));

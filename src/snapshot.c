@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -28,6 +29,31 @@ static const enum snap_kind view_field[SNAP_NVIEWS] = {
 	[SNAP_VIEW_STATE] = SNAP_STATE,
 	[SNAP_VIEW_OPERATION] = SNAP_OPERATION,
 };
+
+/*
+ * lower_bound_u64 - index of the first of @n elements (each @size bytes,
+ * sorted by the uint64_t at offset @field) whose key is >= @key.  Every
+ * index here (tasks, nodes, values, graves) is searched with it.
+ */
+static size_t lower_bound_u64(const void *base, size_t n, size_t size, size_t field, uint64_t key)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint64_t k;
+
+		memcpy(&k, (const char *)base + mid * size + field, sizeof(k));
+		if (k < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+#define LOWER_BOUND(arr, n, member, key) \
+	lower_bound_u64((arr), (n), sizeof(*(arr)), offsetof(__typeof__(*(arr)), member), (key))
 
 /* ---- SipHash-2-4: ids come from the network, so the hash is keyed ---- */
 
@@ -604,16 +630,8 @@ static const struct snap_task *prev_task(const struct snapshot *prev, const stru
 
 static int64_t grave_find(const struct snap_ctx *ctx, uint64_t key)
 {
-	size_t lo = 0, hi = ctx->ngrave;
+	size_t lo = LOWER_BOUND(ctx->grave, ctx->ngrave, key, key);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (ctx->grave[mid].key < key)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	return lo < ctx->ngrave && ctx->grave[lo].key == key ? ctx->grave[lo].mtime : INT64_MIN;
 }
 
@@ -955,16 +973,8 @@ const struct snap_value *snapshot_find_vkey(const struct snapshot *s, enum snap_
 					    uint64_t vkey)
 {
 	const struct snap_view *v = &s->view[view];
-	size_t lo = 0, hi = v->nvalues;
+	size_t lo = LOWER_BOUND(v->values, v->nvalues, vkey, vkey);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (v->values[mid].vkey < vkey)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	return lo < v->nvalues && v->values[lo].vkey == vkey ? &v->values[lo] : NULL;
 }
 
@@ -979,6 +989,16 @@ const struct snap_value *snapshot_find_value(const struct snapshot *s, const uin
 	if (v && v->name_len == len && memcmp(s->arena + v->name_off, name, len) == 0)
 		return v;
 	return NULL;
+}
+
+size_t snapshot_seek_value(const struct snapshot *s, enum snap_view_kind view, uint64_t off)
+{
+	const struct snap_view *v = &s->view[view];
+
+	/* cookie = vkey + SNAP_DIR_OFFSET; want the first cookie > off */
+	if (off < SNAP_DIR_OFFSET)
+		return 0;
+	return LOWER_BOUND(v->values, v->nvalues, vkey, off - SNAP_DIR_OFFSET + 1);
 }
 
 bool snapshot_in_value(const struct snapshot *s, enum snap_view_kind view,
@@ -1160,17 +1180,7 @@ void snapshot_put(struct snapshot *s)
 
 static size_t lower_bound_key(const struct snapshot *s, uint64_t key)
 {
-	size_t lo = 0, hi = s->ntasks;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->tasks[mid].key < key)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return LOWER_BOUND(s->tasks, s->ntasks, key, key);
 }
 
 const struct snap_task *snapshot_find_key(const struct snapshot *s, uint64_t key)
@@ -1196,16 +1206,8 @@ const struct snap_task *snapshot_find(const struct snapshot *s, const uint64_t h
 bool snapshot_find_node(const struct snapshot *s, uint64_t nodeid, const struct snap_task **task,
 			enum snap_kind *kind)
 {
-	size_t lo = 0, hi = s->nnodes;
+	size_t lo = LOWER_BOUND(s->nodes, s->nnodes, nodeid, nodeid);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->nodes[mid].nodeid < nodeid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	if (lo == s->nnodes || s->nodes[lo].nodeid != nodeid)
 		return false;
 	*task = &s->tasks[s->nodes[lo].task];

@@ -196,6 +196,8 @@ const struct snap_value *snapshot_find_vkey(const struct snapshot *s, enum snap_
 /* snapshot_value_hash - the vkey of @name in @view */
 uint64_t snapshot_value_hash(const uint64_t hash_key[2], enum snap_view_kind view, const char *name,
 			     size_t len);
+/* snapshot_seek_value - index of the first value of @view whose readdir cookie is > @off */
+size_t snapshot_seek_value(const struct snapshot *s, enum snap_view_kind view, uint64_t off);
 /* snapshot_in_value - true when task @t belongs to value @v of @view */
 bool snapshot_in_value(const struct snapshot *s, enum snap_view_kind view,
 		       const struct snap_value *v, const struct snap_task *t);
