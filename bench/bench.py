@@ -25,30 +25,25 @@ import re
 import shlex
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True  # write nothing into tests/ (no __pycache__)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-import apisim  # noqa: E402  (generated_id, GEN_STATES: the simulator's own data)
-import simctl  # noqa: E402  (Sim: start/stop/control the simulator)
+from ingestfs_bench.procfs import (cpu_seconds, drop_caches, find_pid_by_argv,  # noqa: E402
+                                   is_mounted, pid_alive, proc_status, reset_hwm,
+                                   system_busy_seconds)
+from ingestfs_bench.sim import apisim, simctl  # noqa: E402
+from ingestfs_bench.util import (ENV, OTHER_CPU_FLOOR_S, OTHER_CPU_LIMIT_PCT,  # noqa: E402
+                                 ROOT, BenchError, busy, cmd_out, fmt_ratio, fmt_s,
+                                 log, median, mib, ratio, size_label)
 
 DEFAULT_SIZES = (10000, 100000, 200000)
 TTL = 3600                 # refreshes happen only when we send SIGHUP
 PATCHED_PER_REFRESH = 10   # tasks changed before a "refresh with changes"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-ENV = {
-    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "LC_ALL": "C",
-    "HOME": os.environ.get("HOME", "/root"),
-}
 
 # (name, shell command run in the tree's top folder). {dest} = a fresh
 # folder on tmpfs.  Output that matters is compared between both sides.
@@ -78,8 +73,6 @@ STEADY_RSS_TARGET = 1024      # bytes per task
 PEAK_RSS_TARGET = 3 * 1024    # bytes per task
 REFRESH_CPU_TARGET_S = 0.5
 SCALE_SLACK = 1.1             # 200k may cost 1.1 x 2 = 2.2 x 100k
-OTHER_CPU_LIMIT_PCT = 10.0    # more CPU than this used by others: numbers suspect...
-OTHER_CPU_FLOOR_S = 0.3       # ...unless it is less than this (tick noise, softirqs)
 NOISE_FLOOR_S = 0.1           # times this small are not flagged (10 ms CPU ticks)
 
 # "refresh: N tasks, generation G, C changes, T ms"; newer daemons add or
@@ -98,157 +91,8 @@ RE_BORING = re.compile(r"(unique: \d+, success|FUSE library version|INIT: |flags
                        r"congestion_threshold=|time_gran=|refresh requested$)")
 
 
-class BenchError(RuntimeError):
-    pass
-
-
 class Interrupted(BaseException):
     pass
-
-
-def log(msg):
-    sys.stderr.write("[bench %s] %s\n" % (time.strftime("%H:%M:%S"), msg))
-    sys.stderr.flush()
-
-
-def fmt_s(x):
-    if x is None:
-        return "n/a"
-    if x < 0.01:
-        return "%.4f" % x
-    if x < 10:
-        return "%.3f" % x
-    return "%.1f" % x
-
-
-def fmt_ratio(x):
-    return "n/a" if x is None else "%.2fx" % x
-
-
-def ratio(a, b):
-    if a is None or b is None or b <= 0:
-        return None
-    return a / b
-
-
-def mib(kib):
-    return "n/a" if kib is None else "%.1f" % (kib / 1024.0)
-
-
-def size_label(n):
-    if n % 1000000 == 0:
-        return "%dM" % (n // 1000000)
-    if n % 1000 == 0:
-        return "%dk" % (n // 1000)
-    return str(n)
-
-
-def median(v):
-    v = [x for x in v if x is not None]
-    return statistics.median(v) if v else None
-
-
-def cmd_out(argv, default="unknown"):
-    try:
-        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                           env=ENV, timeout=60, check=False)
-        out = r.stdout.decode("utf-8", "replace").strip()
-        return out if r.returncode == 0 and out else default
-    except (OSError, subprocess.TimeoutExpired):
-        return default
-
-
-# --------------------------------------------------------------------------
-# /proc helpers
-
-def proc_status(pid):
-    """VmRSS and VmHWM in KiB."""
-    out = {}
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("VmRSS", "VmHWM"):
-                    out[k] = int(v.split()[0])
-    except OSError:
-        pass
-    return out
-
-
-def cpu_seconds(pid):
-    """utime + stime of the whole process (all threads, also exited ones)."""
-    with open("/proc/%d/stat" % pid) as f:
-        text = f.read()
-    fields = text[text.rindex(")") + 2:].split()
-    # fields[0] is field 3 (state); utime and stime are fields 14 and 15
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def busy(pct, seconds):
-    return pct > OTHER_CPU_LIMIT_PCT and seconds > OTHER_CPU_FLOOR_S
-
-
-def system_busy_seconds():
-    """CPU time the whole machine spent busy (all CPUs; not idle/iowait)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    # user nice system idle iowait irq softirq steal ...
-    return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / CLK_TCK
-
-
-def reset_hwm(pid):
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False if refused."""
-    try:
-        with open("/proc/%d/clear_refs" % pid, "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def pid_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            text = f.read()
-    except OSError:
-        return False
-    return text[text.rindex(")") + 2:].split()[0] not in ("Z", "X")
-
-
-def find_pid_by_argv(argv):
-    want = [a.encode() for a in argv]
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % name, "rb") as f:
-                got = f.read().split(b"\0")
-        except OSError:
-            continue
-        if got and got[-1] == b"":
-            got.pop()
-        if got == want:
-            return int(name)
-    return None
-
-
-def is_mounted(path):
-    path = os.path.realpath(path)
-    try:
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 1 and parts[1].replace("\\040", " ") == path:
-                    return True
-    except OSError:
-        pass
-    return False
-
-
-def drop_caches():
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3")
 
 
 # --------------------------------------------------------------------------
