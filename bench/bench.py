@@ -30,18 +30,16 @@ import time
 
 sys.dont_write_bytecode = True  # write nothing into tests/ (no __pycache__)
 
-from ingestfs_bench.daemon import (PATCHED_PER_REFRESH, DaemonFiguresMixin,  # noqa: E402
-                                   DebugLog)
-from ingestfs_bench.procfs import (cpu_seconds, drop_caches, find_pid_by_argv,  # noqa: E402
-                                   is_mounted, pid_alive, proc_status,
-                                   system_busy_seconds)
+from ingestfs_bench.daemon import PATCHED_PER_REFRESH, DaemonFiguresMixin  # noqa: E402
+from ingestfs_bench.mounts import MountsMixin  # noqa: E402
+from ingestfs_bench.procfs import (cpu_seconds, drop_caches, is_mounted,  # noqa: E402
+                                   pid_alive, proc_status, system_busy_seconds)
 from ingestfs_bench.sim import apisim, simctl  # noqa: E402
 from ingestfs_bench.util import (ENV, OTHER_CPU_FLOOR_S, OTHER_CPU_LIMIT_PCT,  # noqa: E402
                                  ROOT, BenchError, busy, cmd_out, fmt_ratio, fmt_s,
                                  log, median, mib, ratio, size_label)
 
 DEFAULT_SIZES = (10000, 100000, 200000)
-TTL = 3600                 # refreshes happen only when we send SIGHUP
 
 # (name, shell command run in the tree's top folder). {dest} = a fresh
 # folder on tmpfs.  Output that matters is compared between both sides.
@@ -81,7 +79,7 @@ class Interrupted(BaseException):
 # --------------------------------------------------------------------------
 # The benchmark
 
-class Bench(DaemonFiguresMixin):
+class Bench(MountsMixin, DaemonFiguresMixin):
     def __init__(self, args):
         self.args = args
         self.smoke = args.smoke
@@ -161,151 +159,7 @@ class Bench(DaemonFiguresMixin):
             else:
                 subprocess.run(["rm", "-rf", "--one-file-system", self.work], check=False)
 
-    def make_tmpfs(self, tag):
-        path = os.path.join(self.work, "tmpfs-" + tag)
-        os.mkdir(path, 0o700)
-        if self.is_root:
-            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=80%,mode=0700",
-                            "ingestfs-bench", path], check=True)
-            self.tmpfs_mounts.append(path)
-            return path
-        # not root: a folder on /dev/shm (tmpfs too)
-        os.rmdir(path)
-        path = tempfile.mkdtemp(prefix="ingestfs-bench.", dir="/dev/shm")
-        self.tmpfs_mounts.append(path)
-        return path
-
-    def umount_tmpfs(self, path):
-        if path in self.tmpfs_mounts:
-            self.tmpfs_mounts.remove(path)
-        if self.is_root:
-            r = subprocess.run(["umount", path], check=False)
-            if r.returncode != 0:
-                subprocess.run(["umount", "-l", path], check=False)
-        else:
-            self.rm_tree(path)
-
-    def rm_tree(self, path):
-        if not os.path.lexists(path):
-            return
-        if not self.is_root:  # the copies keep the 0555 folder modes
-            subprocess.run(["chmod", "-R", "u+w", path], check=False)
-        subprocess.run(["rm", "-rf", "--one-file-system", path], check=False)
-
-    # ---- mounting
-
-    def mount_daemon(self, mnt):
-        """Mount in daemon mode; returns (seconds until the command returned, pid)."""
-        argv = [self.binary, "-o", "api_url=%s,credentials=%s,ttl=%d"
-                % (self.sim.url, self.cred, TTL), mnt]
-        self.mounts[mnt] = None
-        self.mount_argv[mnt] = argv
-        t0 = time.perf_counter()
-        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=600, check=False)
-        took = time.perf_counter() - t0
-        pid = None
-        for _ in range(100):
-            pid = find_pid_by_argv(argv)
-            if pid:
-                break
-            time.sleep(0.02)
-        self.mounts[mnt] = pid
-        if r.returncode != 0:
-            raise BenchError("ingestfs exited %d: %s" % (
-                r.returncode, r.stderr.decode("utf-8", "replace").strip()))
-        if r.stderr.strip():
-            self.note("ingestfs printed on a clean start: %s"
-                      % r.stderr.decode("utf-8", "replace").strip()[:200])
-        if not pid:
-            raise BenchError("mounted, but cannot find the daemon's pid")
-        return took, pid
-
-    def mount_foreground_debug(self, mnt, logpath):
-        argv = [self.binary, "-f", "-d", "-o", "api_url=%s,credentials=%s,ttl=%d"
-                % (self.sim.url, self.cred, TTL), mnt]
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-        self.fg_procs.append(proc)
-        self.mounts[mnt] = proc.pid
-        self.mount_argv[mnt] = argv
-        dlog = DebugLog(proc.stderr, logpath)
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise BenchError("ingestfs -f -d exited %s during start-up; see %s"
-                                 % (proc.returncode, logpath))
-            if is_mounted(mnt):
-                try:
-                    with open(os.path.join(mnt, ".status")) as f:
-                        f.read()
-                    break
-                except OSError:
-                    pass
-            if time.monotonic() > deadline:
-                raise BenchError("ingestfs -f -d did not mount within 300 s")
-            time.sleep(0.02)
-        return proc, dlog
-
-    def unmount(self, mnt):
-        """Unmount @mnt and make sure the daemon serving it is gone (also
-        one that is still starting up); returns a foreground daemon's exit
-        status."""
-        pid = self.mounts.get(mnt)
-        if pid is None and mnt in self.mount_argv:
-            pid = find_pid_by_argv(self.mount_argv[mnt])
-        fg = [p for p in self.fg_procs if p.pid == pid]
-        proc = fg[0] if fg else None
-
-        def alive():
-            if proc is not None:
-                return proc.poll() is None
-            return pid is not None and pid_alive(pid)
-
-        def wait_gone(seconds):
-            deadline = time.monotonic() + seconds
-            while alive() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            return not alive()
-
-        if is_mounted(mnt):
-            for _ in range(20):
-                r = subprocess.run(["fusermount3", "-u", mnt], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, check=False)
-                if r.returncode == 0 or not is_mounted(mnt):
-                    break
-                time.sleep(0.5)
-            else:
-                self.note("fusermount3 -u %s kept failing; lazy unmount" % mnt)
-                subprocess.run(["fusermount3", "-uz", mnt], check=False)
-            if not wait_gone(120):
-                self.note("daemon %s still running 120 s after unmount" % pid)
-        if alive():  # not mounted (yet): a daemon still starting, or stuck
-            os.kill(pid, signal.SIGTERM)
-            if not wait_gone(10):
-                os.kill(pid, signal.SIGKILL)
-                wait_gone(10)
-        if is_mounted(mnt):  # the daemon died without unmounting
-            subprocess.run(["fusermount3", "-uz", mnt], check=False)
-        rc = None
-        if proc is not None:
-            rc = proc.wait()
-            self.fg_procs.remove(proc)
-        self.mounts.pop(mnt, None)
-        self.mount_argv.pop(mnt, None)
-        return rc
-
-    def status(self, mnt):
-        try:
-            with open(os.path.join(mnt, ".status")) as f:
-                text = f.read()
-        except OSError as e:
-            return {"error": str(e)}
-        out = {}
-        for line in text.splitlines():
-            k, _, v = line.partition(": ")
-            out[k] = v
-        return out
+    # ---- CPU meters, load, notes
 
     def own_cpu(self, pids=()):
         """CPU time of this benchmark: itself, its reaped children (the
