@@ -148,7 +148,6 @@ def counter_delta(after, before):
     return {k: v for k, v in d.items() if v}
 
 
-
 class DaemonFiguresMixin:
     """The daemon figures of one size; a part of runner.Bench."""
 
