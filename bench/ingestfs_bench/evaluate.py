@@ -1,0 +1,208 @@
+"""The figures judged: every daemon figure of one size as a table row, the
+targets (checked at 100k, or the size nearest to it), and the scaling of
+every figure between the two largest sizes.
+
+Owns: the targets (WARM_TARGETS, COLD_TARGET, MOUNT_TARGET_S,
+STEADY_RSS_TARGET, PEAK_RSS_TARGET, REFRESH_CPU_TARGET_S), SCALE_SLACK,
+NOISE_FLOOR_S, NO_SCALE, per_task, fmt_bpt, daemon_rows, below_floor,
+target_size, scale_pair, evaluate, scaling.
+Uses: util, workloads (WORKLOADS), daemon (PATCHED_PER_REFRESH); reads the
+results dict that runner.Bench fills (or a results .json).
+"""
+
+from .daemon import PATCHED_PER_REFRESH
+from .util import fmt_ratio, fmt_s, median, mib, ratio, size_label
+from .workloads import WORKLOADS
+
+# Targets, checked at 100k (or the size nearest to it).
+WARM_TARGETS = (
+    ("find -type f | wc -l", 1.5, "find, warm"),
+    ("grep -rl FAILED", 1.5, "grep -r, warm"),
+    ("tar | cat", 2.0, "tar, warm"),
+    ("ls -l", 2.0, "ls -l, warm"),
+    ("read all states", 2.0, "reading all states, warm"),
+)
+COLD_TARGET = 10.0
+MOUNT_TARGET_S = 3.0
+STEADY_RSS_TARGET = 1024      # bytes per task
+PEAK_RSS_TARGET = 3 * 1024    # bytes per task
+REFRESH_CPU_TARGET_S = 0.5
+SCALE_SLACK = 1.1             # 200k may cost 1.1 x 2 = 2.2 x 100k
+NOISE_FLOOR_S = 0.1           # times this small are not flagged (10 ms CPU ticks)
+
+
+def per_task(kib, n):
+    return None if kib is None else kib * 1024.0 / n
+
+
+def fmt_bpt(b):
+    return "n/a" if b is None else "%.0f B (%.2f KiB)" % (b, b / 1024.0)
+
+
+def daemon_rows(r):
+    """(name, value, unit-formatter) for every daemon figure of one size."""
+    n = r["n"]
+    d = r["daemon"]
+    u, c = d["unchanged"], d["changed"]
+
+    def med(lst, k):
+        return median([x[k] for x in lst])
+
+    def mx(lst, k):
+        v = [x[k] for x in lst if x[k] is not None]
+        return max(v) if v else None
+
+    return [
+        ("mount: command returns (median of %d mounts), s" % len(r["mounts"]),
+         r["mount_median_s"], fmt_s),
+        ("mount: slowest of those, s", r["mount_max_s"], fmt_s),
+        ("first mount: `ls` of the root right after, s", r["first_ls_s"], fmt_s),
+        ("cp -a of the fresh mount to tmpfs, s", r["cp_s"], fmt_s),
+        ("steady RSS after a warm find, MiB", d["steady_rss_kib"], mib),
+        ("steady RSS per task", per_task(d["steady_rss_kib"], n), fmt_bpt),
+        ("peak RSS since start (incl. first load), MiB", d["hwm_since_start_kib"], mib),
+        ("refresh, no change: CPU (median), s", med(u, "cpu_s"), fmt_s),
+        ("refresh, no change: wall from `-d` log (median), ms", med(u, "wall_log_ms"),
+         lambda x: "%.0f" % x),
+        ("refresh, no change: of which GET (median), ms", med(u, "get_ms"),
+         lambda x: "n/a" if x is None else "%.0f" % x),
+        ("refresh, no change: SIGHUP to log line (median), s", med(u, "wall_sighup_s"), fmt_s),
+        ("refresh, no change: log said `answer unchanged` (parse skipped)",
+         sum(1 for x in u if x.get("answer_unchanged")),
+         lambda x, k=len(u): "%d of %d" % (x, k)),
+        ("refresh, no change: peak RSS (max), MiB", mx(u, "peak_kib"), mib),
+        ("refresh, no change: peak RSS per task", per_task(mx(u, "peak_kib"), n), fmt_bpt),
+        ("refresh, no change: invalidations (max of `C changes`)", mx(u, "changes"),
+         lambda x: "%d" % x),
+        ("refresh, no change: NOTIFY lines in the log (max)", mx(u, "notify_lines"),
+         lambda x: "%d" % x),
+        ("refresh, no change: API requests per refresh (max)", mx(u, "api_requests"),
+         lambda x: "%d" % x),
+        ("refresh, %d tasks changed: CPU (median), s" % PATCHED_PER_REFRESH,
+         med(c, "cpu_s"), fmt_s),
+        ("refresh, tasks changed: wall from `-d` log (median), ms", med(c, "wall_log_ms"),
+         lambda x: "%.0f" % x),
+        ("refresh, tasks changed: of which GET (median), ms", med(c, "get_ms"),
+         lambda x: "n/a" if x is None else "%.0f" % x),
+        ("refresh, tasks changed: peak RSS (max), MiB", mx(c, "peak_kib"), mib),
+        ("refresh, tasks changed: peak RSS per task", per_task(mx(c, "peak_kib"), n), fmt_bpt),
+        ("refresh, tasks changed: invalidations (median `C changes`)", med(c, "changes"),
+         lambda x: "%g" % x),
+        ("refresh, tasks changed: NOTIFY lines (median)", med(c, "notify_lines"),
+         lambda x: "%g" % x),
+        ("refresh, tasks changed: API requests per refresh (max)", mx(c, "api_requests"),
+         lambda x: "%d" % x),
+        ("RSS after all refreshes, MiB", d["rss_after_refreshes_kib"], mib),
+        ("RSS after all refreshes per task", per_task(d["rss_after_refreshes_kib"], n),
+         fmt_bpt),
+    ]
+
+
+# figures that are counts which need not grow with N: no scaling flag
+NO_SCALE = ("invalidations", "NOTIFY", "API requests", "answer unchanged")
+
+
+def below_floor(name, va, vb):
+    """True for a time figure too small for its ratio to mean much."""
+    if va is None or vb is None:
+        return False
+    if name.endswith(", s"):
+        return max(va, vb) < NOISE_FLOOR_S
+    if name.endswith(", ms"):
+        return max(va, vb) < NOISE_FLOOR_S * 1000
+    return False
+
+
+def target_size(sizes):
+    return min(sizes, key=lambda s: (abs(s - 100000), -s))
+
+
+def scale_pair(sizes):
+    if 100000 in sizes and 200000 in sizes:
+        return 100000, 200000
+    s = sorted(set(sizes))
+    return (s[-2], s[-1]) if len(s) >= 2 else None
+
+
+def evaluate(results, sizes):
+    """Targets: list of (target, threshold, measured, met)."""
+    rows = []
+    n = target_size(sizes)
+    r = results["sizes"][str(n)]
+    lab = size_label(n)
+    for wname, lim, title in WARM_TARGETS:
+        w = r["workloads"][wname]
+        x = ratio(w["ingestfs_warm"], w["tmpfs_warm"])
+        rows.append(("%s (%s)" % (title, lab), "<= %.1fx tmpfs" % lim,
+                     "%s (%s s vs %s s)" % (fmt_ratio(x), fmt_s(w["ingestfs_warm"]),
+                                            fmt_s(w["tmpfs_warm"])),
+                     x is not None and x <= lim))
+    worst = max(((ratio(w["ingestfs_cold"], w["tmpfs_cold"]), k)
+                 for k, w in r["workloads"].items()), key=lambda t: t[0] or 0)
+    over = ["%s %s" % (k, fmt_ratio(ratio(w["ingestfs_cold"], w["tmpfs_cold"])))
+            for k, w in r["workloads"].items()
+            if (ratio(w["ingestfs_cold"], w["tmpfs_cold"]) or 0) > COLD_TARGET]
+    rows.append(("cold first passes, every workload (%s)" % lab,
+                 "<= %.0fx tmpfs cold" % COLD_TARGET,
+                 "worst: %s %s" % (worst[1], fmt_ratio(worst[0]))
+                 + ("; over: " + ", ".join(over) if over else ""),
+                 not over))
+    rows.append(("mount usable (%s)" % lab, "<= %.0f s" % MOUNT_TARGET_S,
+                 "median %s s, max %s s (first mount + `ls`: %s s)"
+                 % (fmt_s(r["mount_median_s"]), fmt_s(r["mount_max_s"]),
+                    fmt_s(r["first_usable_s"])),
+                 r["mount_max_s"] <= MOUNT_TARGET_S))
+    d = r["daemon"]
+    b = per_task(d["steady_rss_kib"], n)
+    rows.append(("steady RSS after warm find (%s)" % lab, "<= 1 KiB/task",
+                 "%s (%s MiB)" % (fmt_bpt(b), mib(d["steady_rss_kib"])),
+                 b <= STEADY_RSS_TARGET))
+    peaks = [x["peak_kib"] for x in d["unchanged"] + d["changed"] if x["peak_kib"]]
+    pk = max(peaks) if peaks else None
+    b = per_task(pk, n)
+    rows.append(("peak RSS during a refresh (%s)" % lab, "<= 3 KiB/task",
+                 "%s (%s MiB)" % (fmt_bpt(b), mib(pk)),
+                 b is not None and b <= PEAK_RSS_TARGET))
+    cpu = median([x["cpu_s"] for x in d["unchanged"]])
+    rows.append(("unchanged refresh CPU (%s)" % lab, "<= 0.5 s",
+                 "%s s median (max %s s)" % (fmt_s(cpu), fmt_s(max(
+                     x["cpu_s"] for x in d["unchanged"]))),
+                 cpu <= REFRESH_CPU_TARGET_S))
+    inv = max(x["changes"] for x in d["unchanged"])
+    notes = max(x["notify_lines"] for x in d["unchanged"])
+    rows.append(("unchanged refresh invalidations (%s)" % lab, "0",
+                 "%d (NOTIFY lines: %d)" % (inv, notes), inv == 0 and notes == 0))
+    pair = scale_pair(sizes)
+    if pair:
+        lo, hi = pair
+        lim = SCALE_SLACK * hi / lo
+        flagged = [f for f in scaling(results, lo, hi) if f[3] is not None and f[4]
+                   and f[3] > lim]
+        rows.append(("%s vs %s, every ingestfs figure" % (size_label(hi), size_label(lo)),
+                     "<= %.1fx" % lim,
+                     ("over: " + "; ".join("%s %s" % (f[0], fmt_ratio(f[3]))
+                                           for f in flagged)) if flagged else "all within",
+                     not flagged))
+    return rows
+
+
+def scaling(results, lo, hi):
+    """(figure, value lo, value hi, ratio, counts-for-the-flag) for every figure."""
+    a = results["sizes"][str(lo)]
+    b = results["sizes"][str(hi)]
+    out = []
+    for name, _, _ in WORKLOADS:
+        wa, wb = a["workloads"][name], b["workloads"][name]
+        for key, side in (("ingestfs_cold", "ingestfs cold"), ("ingestfs_warm", "ingestfs warm"),
+                          ("tmpfs_cold", "tmpfs cold"), ("tmpfs_warm", "tmpfs warm")):
+            fig = "%s, %s, s" % (name, side)
+            out.append((fig, wa[key], wb[key], ratio(wb[key], wa[key]),
+                        side.startswith("ingestfs") and not below_floor(fig, wa[key], wb[key])))
+    da, db = daemon_rows(a), daemon_rows(b)
+    for (name, va, fmt), (_, vb, _) in zip(da, db):
+        if "per task" in name:
+            continue
+        counts = not any(k in name for k in NO_SCALE) and "cp -a" not in name
+        out.append((name, va, vb, ratio(vb, va) if counts else None,
+                    counts and not below_floor(name, va, vb)))
+    return out
