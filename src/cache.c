@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "diff.h"
 #include "http.h"
 #include "log.h"
 

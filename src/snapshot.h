@@ -7,13 +7,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "view.h"
+
 /*
  * A snapshot is one parsed API answer, immutable once built and shared by
- * reference count.  Node ids (what the kernel caches by) follow one rule:
- * the bytes and attributes behind a node id never change.  A task folder's
- * node id is derived from its id (stable for the life of the mount); a
- * file's node id names one version of its content, so a changed file gets
- * a new node id while st_ino, derived from the path, stays the same.
+ * reference count: its tasks, their files' bytes (one arena), the file
+ * node index and the views (view.h).  snapshot_parse() builds one from
+ * the items json.h reads; snapshot_put() of the last reference frees it
+ * all.  Everything here is pure: no clock (ctx->now is given), no I/O, no
+ * locks; the cache publishes snapshots and diff.h compares them.
+ *
+ * Node ids (what the kernel caches by) follow one rule: the bytes and
+ * attributes behind a node id never change.  A task folder's node id is
+ * derived from its id (stable for the life of the mount); a file's node id
+ * names one version of its content, so a changed file gets a new node id
+ * while st_ino, derived from the path, stays the same.
  *
  *   1                       the root
  *   [16, 2^61)              file versions, from ctx->next_nodeid
@@ -27,9 +35,6 @@
  */
 
 enum snap_kind { SNAP_STATE, SNAP_OPERATION, SNAP_TIMESTAMP, SNAP_RAW, SNAP_NKINDS };
-
-/* Views group tasks by a field: .by-state/<STATE>/<id> -> ../../<id> */
-enum snap_view_kind { SNAP_VIEW_STATE, SNAP_VIEW_OPERATION, SNAP_NVIEWS };
 
 #define SNAP_ROOT_NODEID	1ULL
 #define SNAP_STATUS_INO		2ULL
@@ -88,19 +93,6 @@ struct snap_task {
 	struct snap_file file[SNAP_NKINDS];
 };
 
-/* One value of a view: a folder listing the tasks with that value. */
-struct snap_value {
-	uint64_t vkey;		     /* keyed hash of view + value: order, cookie, node id */
-	uint32_t name_off, name_len; /* the value, in the arena */
-	uint32_t first, count;	     /* members[first, first + count) */
-};
-
-struct snap_view {
-	size_t nvalues;
-	struct snap_value *values; /* sorted by vkey */
-	uint32_t *members;	   /* task indices; ascending task key per value */
-};
-
 struct snap_node {
 	uint64_t nodeid;
 	uint32_t task; /* index into tasks[] */
@@ -147,13 +139,11 @@ struct snap_ctx {
 void snap_ctx_release(struct snap_ctx *ctx);
 
 extern const char *const snap_file_names[SNAP_NKINDS];
-extern const char *const snap_view_names[SNAP_NVIEWS]; /* ".by-state", ".by-operation" */
 
 /*
  * snapshot_parse - build a snapshot from an API answer.  @prev (may be
  * NULL) lends node ids and mtimes to files whose content did not change.
- * @body may be rewritten in place (same length): escapes cJSON cannot take
- * (lone surrogates, \u0000) are replaced first.  Returns 0 with *@out
+ * @body may be rewritten in place (same length), see json_answer_parse().  Returns 0 with *@out
  * holding one reference, or -EINVAL/-ENOMEM/-E2BIG with a one-line cause in
  * @err.  Pure: no clock, no I/O, no locks.
  */
@@ -187,51 +177,7 @@ bool snapshot_find_node(const struct snapshot *s, uint64_t nodeid, const struct 
 			enum snap_kind *kind);
 /* snapshot_seek - index of the first task whose readdir cookie is > @off */
 size_t snapshot_seek(const struct snapshot *s, uint64_t off);
-/* snapshot_find_value - the value folder @name of @view, or NULL */
-const struct snap_value *snapshot_find_value(const struct snapshot *s, const uint64_t hash_key[2],
-					     enum snap_view_kind view, const char *name,
-					     size_t len);
-const struct snap_value *snapshot_find_vkey(const struct snapshot *s, enum snap_view_kind view,
-					    uint64_t vkey);
-/* snapshot_value_hash - the vkey of @name in @view */
-uint64_t snapshot_value_hash(const uint64_t hash_key[2], enum snap_view_kind view, const char *name,
-			     size_t len);
-/* snapshot_seek_value - index of the first value of @view whose readdir cookie is > @off */
-size_t snapshot_seek_value(const struct snapshot *s, enum snap_view_kind view, uint64_t off);
-/* snapshot_in_value - true when task @t belongs to value @v of @view */
-bool snapshot_in_value(const struct snapshot *s, enum snap_view_kind view,
-		       const struct snap_value *v, const struct snap_task *t);
-/* snapshot_view_of - the view a view root node id (3, 4) names, or -1 */
-int snapshot_view_of(uint64_t nodeid);
-
 /* snapshot_kind - SNAP_* for a file name, or -1 */
 int snapshot_kind(const char *name);
-
-/* snapshot_valid_name - true when @name may be a task folder name */
-bool snapshot_valid_name(const char *name, size_t len);
-
-struct snap_diff_ops {
-	/* the name @name in folder @parent now means something else */
-	void (*entry)(void *arg, uint64_t parent, const char *name, size_t len);
-	/* the attributes or listing of folder @nodeid changed */
-	void (*inode)(void *arg, uint64_t nodeid);
-};
-
-/*
- * snapshot_diff - report every change from @old to @new through @ops:
- * each added, removed or changed name, and each folder whose listing or
- * attributes changed (the root last).  Returns the number of calls.
- */
-size_t snapshot_diff(const struct snapshot *old, const struct snapshot *new,
-		     const uint64_t hash_key[2], const struct snap_diff_ops *ops, void *arg);
-
-/*
- * snapshot_for_each_gone - call @fn for each file node id of @old that
- * @new no longer has (its content changed or it went away).
- */
-void snapshot_for_each_gone(const struct snapshot *old, const struct snapshot *new,
-			    void (*fn)(void *arg, const struct snapshot *old,
-				       const struct snap_node *node),
-			    void *arg);
 
 #endif

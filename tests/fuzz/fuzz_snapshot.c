@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "diff.h"
+#include "name.h"
 #include "snapshot.h"
 
 static void count_entry(void *arg, uint64_t parent, const char *name, size_t len)
@@ -55,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (snapshot_find(b, ctx.hash_key, snap_task_id(b, t), t->id_len) != t)
 			abort();
-		if (!snapshot_valid_name(snap_task_id(b, t), t->id_len))
+		if (!name_valid(snap_task_id(b, t), t->id_len))
 			abort();
 		for (int j = 0; j < SNAP_NKINDS; j++) {
 			if (!t->file[j].nodeid)

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "check.h"
+#include "diff.h"
+#include "name.h"
 #include "snapshot.h"
 
 #define ID1 "5eead8d6-79e3-4a3d-915e-a886199dfde0"
@@ -213,21 +215,21 @@ static void test_names(void)
 	char longname[300];
 
 	memset(longname, 'a', sizeof(longname));
-	CHECK(snapshot_valid_name("abc", 3));
-	CHECK(snapshot_valid_name(longname, 255));
-	CHECK(!snapshot_valid_name(longname, 256));
-	CHECK(!snapshot_valid_name("", 0));
-	CHECK(!snapshot_valid_name(".", 1));
-	CHECK(!snapshot_valid_name("..", 2));
-	CHECK(!snapshot_valid_name(".x", 2));
-	CHECK(!snapshot_valid_name("a/b", 3));
-	CHECK(!snapshot_valid_name("a\0b", 3));
-	CHECK(!snapshot_valid_name("a\x7f", 2));
-	CHECK(!snapshot_valid_name("\xff", 1));		/* not UTF-8 */
-	CHECK(!snapshot_valid_name("\xc0\xaf", 2));	/* overlong */
-	CHECK(!snapshot_valid_name("\xed\xa0\x80", 3)); /* surrogate */
-	CHECK(!snapshot_valid_name("\xe2\x82", 2));	/* truncated */
-	CHECK(snapshot_valid_name("\xe2\x82\xac", 3));	/* euro sign */
+	CHECK(name_valid("abc", 3));
+	CHECK(name_valid(longname, 255));
+	CHECK(!name_valid(longname, 256));
+	CHECK(!name_valid("", 0));
+	CHECK(!name_valid(".", 1));
+	CHECK(!name_valid("..", 2));
+	CHECK(!name_valid(".x", 2));
+	CHECK(!name_valid("a/b", 3));
+	CHECK(!name_valid("a\0b", 3));
+	CHECK(!name_valid("a\x7f", 2));
+	CHECK(!name_valid("\xff", 1));	       /* not UTF-8 */
+	CHECK(!name_valid("\xc0\xaf", 2));     /* overlong */
+	CHECK(!name_valid("\xed\xa0\x80", 3)); /* surrogate */
+	CHECK(!name_valid("\xe2\x82", 2));     /* truncated */
+	CHECK(name_valid("\xe2\x82\xac", 3));  /* euro sign */
 	CHECK(snapshot_kind("state") == SNAP_STATE);
 	CHECK(snapshot_kind("raw.json") == SNAP_RAW);
 	CHECK(snapshot_kind("raw") == -1);

@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: MIT
+/* API answer bytes -> a cJSON tree, repaired and read exactly. */
+#include "json.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- escapes cJSON would refuse ---- */
+
+static int hex4(const char *p)
+{
+	int v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/*
+ * cJSON rejects a whole answer for one lone UTF-16 surrogate escape and
+ * silently cuts a string at \u0000.  Rewrite both, in place and at the
+ * same length, to \u0001: one odd item can then not block every update,
+ * and an id holding either is refused as a control character instead of
+ * turning into some other, valid name.
+ */
+static void fix_escapes(char *b, size_t len)
+{
+	bool in_string = false;
+
+	for (size_t i = 0; i < len; i++) {
+		int v, lo;
+
+		if (!in_string) {
+			in_string = b[i] == '"';
+			continue;
+		}
+		if (b[i] == '"') {
+			in_string = false;
+			continue;
+		}
+		if (b[i] != '\\' || i + 1 >= len)
+			continue;
+		if (b[i + 1] != 'u' || i + 6 > len || (v = hex4(b + i + 2)) < 0) {
+			i++; /* some other escape: skip its second character */
+			continue;
+		}
+		if (v >= 0xd800 && v <= 0xdbff && i + 12 <= len && b[i + 6] == '\\' &&
+		    b[i + 7] == 'u' && (lo = hex4(b + i + 8)) >= 0xdc00 && lo <= 0xdfff) {
+			i += 11; /* a proper pair */
+			continue;
+		}
+		if ((v >= 0xd800 && v <= 0xdfff) || v == 0)
+			memcpy(b + i + 2, "0001", 4);
+		i += 5;
+	}
+}
+
+/* ---- numbers exactly as sent ---- */
+
+/*
+ * cJSON keeps numbers only as doubles, which would round a large integer
+ * timestamp.  So the raw text of every number token is recorded, in
+ * document order, and each number node's otherwise unused valueint is set
+ * to its token's index by a walk in the same order (cJSON keeps member and
+ * element order, duplicates included).
+ */
+struct numtok {
+	uint32_t off, len;
+};
+
+struct numtoks {
+	const char *body;
+	struct numtok *v;
+	size_t n;
+};
+
+static int scan_numbers(const char *body, size_t len, struct numtoks *nt)
+{
+	size_t i = 0, cap = 0;
+
+	nt->body = body;
+	nt->v = NULL;
+	nt->n = 0;
+	if (len > UINT32_MAX)
+		return -E2BIG;
+	while (i < len) {
+		char c = body[i];
+
+		if (c == '"') {
+			for (i++; i < len && body[i] != '"'; i++)
+				if (body[i] == '\\')
+					i++;
+			i++;
+		} else if (c == '-' || (c >= '0' && c <= '9')) {
+			size_t start = i;
+
+			while (i < len && (strchr("0123456789+-.eE", body[i]) && body[i] != '\0'))
+				i++;
+			if (nt->n == cap) {
+				struct numtok *v;
+
+				cap = cap ? cap * 2 : 1024;
+				v = realloc(nt->v, cap * sizeof(*v));
+				if (!v)
+					return -ENOMEM;
+				nt->v = v;
+			}
+			nt->v[nt->n].off = (uint32_t)start;
+			nt->v[nt->n].len = (uint32_t)(i - start);
+			nt->n++;
+		} else {
+			i++;
+		}
+	}
+	return 0;
+}
+
+/* Number the number nodes in document order; false if the counts disagree. */
+static bool index_numbers(cJSON *v, size_t *next, size_t ntok)
+{
+	for (; v; v = v->next) {
+		if (cJSON_IsNumber(v)) {
+			if (*next >= ntok || *next > INT32_MAX)
+				return false;
+			v->valueint = (int)(*next)++;
+		}
+		if (v->child && !index_numbers(v->child, next, ntok))
+			return false;
+	}
+	return true;
+}
+
+/* ---- JSON text: our own printer, so numbers and layout are predictable ---- */
+
+struct sbuf {
+	char *buf;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *nb;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		nb = realloc(b->buf, cap);
+		if (!nb) {
+			b->oom = true;
+			return;
+		}
+		b->buf = nb;
+		b->cap = cap;
+	}
+	memcpy(b->buf + b->len, s, n);
+	b->len += n;
+	b->buf[b->len] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+static void json_number(struct sbuf *b, const cJSON *v, const struct numtoks *nt)
+{
+	double d = v->valuedouble;
+	char num[64];
+
+	if (nt && nt->v && v->valueint >= 0 && (size_t)v->valueint < nt->n) {
+		const struct numtok *t = &nt->v[v->valueint];
+
+		sb_put(b, nt->body + t->off, t->len);
+		return;
+	}
+
+	/* integers exactly; anything else in the shortest form that round-trips */
+	if (d == floor(d) && fabs(d) < 9007199254740992.0) {
+		snprintf(num, sizeof(num), "%.0f", d);
+	} else {
+		snprintf(num, sizeof(num), "%.15g", d);
+		if (strtod(num, NULL) != d)
+			snprintf(num, sizeof(num), "%.17g", d);
+	}
+	sb_str(b, num);
+}
+
+static void json_string(struct sbuf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run = s;
+
+	sb_put(b, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[7] = "\\u00";
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		sb_put(b, run, (size_t)(s - run));
+		run = s + 1;
+		switch (c) {
+		case '"':
+			sb_put(b, "\\\"", 2);
+			break;
+		case '\\':
+			sb_put(b, "\\\\", 2);
+			break;
+		case '\n':
+			sb_put(b, "\\n", 2);
+			break;
+		case '\t':
+			sb_put(b, "\\t", 2);
+			break;
+		case '\r':
+			sb_put(b, "\\r", 2);
+			break;
+		default:
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			sb_put(b, esc, 6);
+		}
+	}
+	sb_put(b, run, (size_t)(s - run));
+	sb_put(b, "\"", 1);
+}
+
+/* @indent < 0: compact; else pretty with two spaces per level */
+static void json_value(struct sbuf *b, const cJSON *v, int indent, const struct numtoks *nt)
+{
+	static const char spaces[] = "                                        ";
+	const cJSON *c;
+	bool obj;
+
+	if (cJSON_IsString(v)) {
+		json_string(b, v->valuestring ? v->valuestring : "");
+		return;
+	}
+	if (cJSON_IsNumber(v)) {
+		json_number(b, v, nt);
+		return;
+	}
+	if (cJSON_IsBool(v)) {
+		sb_str(b, cJSON_IsTrue(v) ? "true" : "false");
+		return;
+	}
+	obj = cJSON_IsObject(v);
+	if (!obj && !cJSON_IsArray(v)) {
+		sb_str(b, "null");
+		return;
+	}
+	sb_str(b, obj ? "{" : "[");
+	for (c = v->child; c; c = c->next) {
+		if (indent >= 0) {
+			int n = 2 * (indent + 1);
+
+			sb_str(b, "\n");
+			/* deep nesting is flattened rather than indented without end */
+			sb_put(b, spaces, (size_t)(n < 40 ? n : 40));
+		}
+		if (obj) {
+			json_string(b, c->string ? c->string : "");
+			sb_str(b, indent >= 0 ? ": " : ":");
+		}
+		json_value(b, c, indent >= 0 ? indent + 1 : -1, nt);
+		if (c->next)
+			sb_str(b, ",");
+	}
+	if (indent >= 0 && v->child) {
+		int n = 2 * indent;
+
+		sb_str(b, "\n");
+		sb_put(b, spaces, (size_t)(n < 40 ? n : 40));
+	}
+	sb_str(b, obj ? "}" : "]");
+}
+
+/* json_print - malloc'd JSON text of @v, pretty or compact; NULL on ENOMEM */
+static char *json_print(const cJSON *v, bool pretty, const struct numtoks *nt)
+{
+	struct sbuf b = { 0 };
+
+	json_value(&b, v, pretty ? 0 : -1, nt);
+	if (b.oom || !b.buf) {
+		free(b.buf);
+		return NULL;
+	}
+	return b.buf;
+}
+
+/* ---- answers and items ---- */
+
+struct json_answer {
+	cJSON *root;
+	const cJSON *items; /* borrowed from root */
+	struct numtoks nt;  /* the number tokens of the body, for exact output */
+	int64_t total_items;
+};
+
+/* An item handle is the cJSON node itself; the type only hides it. */
+static const cJSON *node(const struct json_item *it)
+{
+	return (const cJSON *)it;
+}
+
+int json_answer_parse(char *body, size_t len, struct json_answer **out, char *err, size_t errlen)
+{
+	struct json_answer *a;
+	const cJSON *total;
+	size_t next = 0;
+	int ret;
+
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	fix_escapes(body, len);
+	a->root = cJSON_ParseWithLength(body, len);
+	if (!a->root) {
+		snprintf(err, errlen, "response is not valid JSON");
+		ret = -EINVAL;
+		goto out_free;
+	}
+	if (!cJSON_IsObject(a->root)) {
+		snprintf(err, errlen, "response is not a JSON object");
+		ret = -EINVAL;
+		goto out_free;
+	}
+	a->items = cJSON_GetObjectItemCaseSensitive(a->root, "items");
+	if (!cJSON_IsArray(a->items)) {
+		snprintf(err, errlen, "response has no \"items\" array");
+		ret = -EINVAL;
+		goto out_free;
+	}
+	ret = scan_numbers(body, len, &a->nt);
+	if (ret < 0) {
+		snprintf(err, errlen,
+			 ret == -E2BIG ? "response too large to index" : "out of memory");
+		goto out_free;
+	}
+	if (!index_numbers(a->root, &next, a->nt.n)) {
+		/* cannot happen for text cJSON accepted; print doubles then */
+		free(a->nt.v);
+		a->nt.v = NULL;
+		a->nt.n = 0;
+	}
+	total = cJSON_GetObjectItemCaseSensitive(a->root, "total_items");
+	a->total_items = -1;
+	/* only a plain count is believed; a cast of any other double is undefined */
+	if (cJSON_IsNumber(total) && total->valuedouble >= 0 &&
+	    total->valuedouble <= 9007199254740992.0)
+		a->total_items = (int64_t)total->valuedouble;
+	*out = a;
+	return 0;
+
+out_free:
+	json_answer_free(a);
+	return ret;
+}
+
+void json_answer_free(struct json_answer *a)
+{
+	if (!a)
+		return;
+	free(a->nt.v);
+	cJSON_Delete(a->root);
+	free(a);
+}
+
+int64_t json_answer_total_items(const struct json_answer *a)
+{
+	return a->total_items;
+}
+
+size_t json_answer_count(const struct json_answer *a)
+{
+	return (size_t)cJSON_GetArraySize(a->items);
+}
+
+const struct json_item *json_answer_first(const struct json_answer *a)
+{
+	return (const struct json_item *)a->items->child;
+}
+
+const struct json_item *json_item_next(const struct json_item *it)
+{
+	return (const struct json_item *)node(it)->next;
+}
+
+bool json_item_is_object(const struct json_item *it)
+{
+	return cJSON_IsObject(node(it));
+}
+
+const char *json_item_string(const struct json_item *it, const char *key)
+{
+	const cJSON *v;
+
+	if (!cJSON_IsObject(node(it)))
+		return NULL;
+	v = cJSON_GetObjectItemCaseSensitive(node(it), key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+bool json_item_number(const struct json_item *it, const char *key, double *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(node(it), key);
+
+	if (!cJSON_IsNumber(v))
+		return false;
+	*out = v->valuedouble;
+	return true;
+}
+
+int json_item_field(const struct json_answer *a, const struct json_item *it, const char *key,
+		    const char **text, bool *is_string, char **to_free)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(node(it), key);
+
+	*text = NULL;
+	*to_free = NULL;
+	*is_string = false;
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (cJSON_IsString(v)) {
+		*is_string = true;
+		*text = v->valuestring ? v->valuestring : "";
+		return 0;
+	}
+	*to_free = json_print(v, false, &a->nt);
+	*text = *to_free;
+	return *to_free ? 0 : -ENOMEM;
+}
+
+char *json_item_print(const struct json_answer *a, const struct json_item *it)
+{
+	return json_print(node(it), true, &a->nt);
+}
