@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* FUSE low-level operations over immutable snapshots. */
-#include "fs.h"
+#include "fs_priv.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -11,21 +11,6 @@
 #include <sys/statvfs.h>
 
 #include "log.h"
-
-/*
- * Kernel cache lifetime, s.  Long is safe: node ids of files are never
- * reused for other bytes, and folders are invalidated when they change.
- */
-#define FS_CACHE_TIMEOUT 86400.0
-
-struct fs {
-	bool no_open;	 /* the kernel takes ENOSYS from open: set in init */
-	bool no_opendir; /* ...and from opendir */
-	struct cache *cache;
-	struct fuse_session *se;
-	uid_t uid;
-	gid_t gid;
-};
 
 struct fs *fs_new(uid_t uid, gid_t gid)
 {
@@ -53,15 +38,9 @@ void fs_set_session(struct fs *fs, struct fuse_session *se)
 	fs->se = se;
 }
 
-static struct fs *fs_of(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
-}
-
 /* ---- attributes ---- */
 
-static void fill_dir(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime,
-		     size_t subdirs)
+void fs_fill_dir(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime, size_t subdirs)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -73,8 +52,7 @@ static void fill_dir(const struct fs *fs, struct stat *st, uint64_t ino, int64_t
 	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = mtime;
 }
 
-static void fill_file(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime,
-		      size_t size)
+void fs_fill_file(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime, size_t size)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -88,13 +66,13 @@ static void fill_file(const struct fs *fs, struct stat *st, uint64_t ino, int64_
 	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = mtime;
 }
 
-static void fill_task_file(const struct fs *fs, struct stat *st, const struct snap_task *t,
-			   enum snap_kind kind)
+void fs_fill_task_file(const struct fs *fs, struct stat *st, const struct snap_task *t,
+		       enum snap_kind kind)
 {
-	fill_file(fs, st, snap_file_ino(t->key, kind), t->file[kind].mtime, t->file[kind].len);
+	fs_fill_file(fs, st, snap_file_ino(t->key, kind), t->file[kind].mtime, t->file[kind].len);
 }
 
-static void fill_entry(struct fuse_entry_param *e, uint64_t nodeid, double entry_timeout)
+void fs_fill_entry(struct fuse_entry_param *e, uint64_t nodeid, double entry_timeout)
 {
 	e->ino = nodeid;
 	e->generation = 0; /* node ids are never reused */
@@ -104,17 +82,7 @@ static void fill_entry(struct fuse_entry_param *e, uint64_t nodeid, double entry
 
 /* ---- what a node id is ---- */
 
-enum node_type {
-	NODE_ROOT,
-	NODE_VIEW_ROOT,
-	NODE_TASK,
-	NODE_LINK,
-	NODE_VALUE,
-	NODE_FILE,
-	NODE_NONE
-};
-
-static enum node_type node_type(uint64_t nodeid)
+enum node_type fs_node_type(uint64_t nodeid)
 {
 	if (nodeid == SNAP_ROOT_NODEID)
 		return NODE_ROOT;
@@ -138,8 +106,8 @@ static enum node_type node_type(uint64_t nodeid)
 }
 
 /* The value folder a node id names, in whichever view has it. */
-static const struct snap_value *find_value_node(const struct snapshot *s, uint64_t nodeid,
-						enum snap_view_kind *view)
+const struct snap_value *fs_find_value_node(const struct snapshot *s, uint64_t nodeid,
+					    enum snap_view_kind *view)
 {
 	for (int v = 0; v < SNAP_NVIEWS; v++) {
 		const struct snap_value *val =
@@ -153,8 +121,8 @@ static const struct snap_value *find_value_node(const struct snapshot *s, uint64
 	return NULL;
 }
 
-static void fill_link(const struct fs *fs, struct stat *st, enum snap_view_kind view,
-		      const struct snap_task *t)
+void fs_fill_link(const struct fs *fs, struct stat *st, enum snap_view_kind view,
+		  const struct snap_task *t)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = snap_link_nodeid(t->key, view);
@@ -168,10 +136,9 @@ static void fill_link(const struct fs *fs, struct stat *st, enum snap_view_kind 
 }
 
 /* A view root or value folder; they change only by invalidation. */
-static void fill_view_dir(const struct fs *fs, struct stat *st, uint64_t ino,
-			  const struct snapshot *s)
+void fs_fill_view_dir(const struct fs *fs, struct stat *st, uint64_t ino, const struct snapshot *s)
 {
-	fill_dir(fs, st, ino, s->views_mtime, 0);
+	fs_fill_dir(fs, st, ino, s->views_mtime, 0);
 }
 
 /* ---- lookup and forget ---- */
@@ -197,9 +164,9 @@ static void lookup_status(fuse_req_t req, struct fs *fs)
 		return;
 	}
 	memset(&e, 0, sizeof(e));
-	fill_file(fs, &e.attr, b->ino, b->mtime, b->len);
+	fs_fill_file(fs, &e.attr, b->ino, b->mtime, b->len);
 	/* every path walk renders a new version: never cache the name */
-	fill_entry(&e, nodeid, 0);
+	fs_fill_entry(&e, nodeid, 0);
 	if (fuse_reply_entry(req, &e) < 0)
 		cache_forget(fs->cache, nodeid, 1);
 	blob_put(b);
@@ -220,9 +187,9 @@ static void lookup_root(fuse_req_t req, struct fs *fs, const char *name)
 		if (strcmp(name, snap_view_names[v]) != 0)
 			continue;
 		memset(&e, 0, sizeof(e));
-		fill_view_dir(fs, &e.attr, SNAP_VIEW_ROOT_NODEID + (uint64_t)v, s);
+		fs_fill_view_dir(fs, &e.attr, SNAP_VIEW_ROOT_NODEID + (uint64_t)v, s);
 		e.attr.st_nlink += s->view[v].nvalues;
-		fill_entry(&e, SNAP_VIEW_ROOT_NODEID + (uint64_t)v, FS_CACHE_TIMEOUT);
+		fs_fill_entry(&e, SNAP_VIEW_ROOT_NODEID + (uint64_t)v, FS_CACHE_TIMEOUT);
 		snapshot_put(s);
 		fuse_reply_entry(req, &e);
 		return;
@@ -234,8 +201,8 @@ static void lookup_root(fuse_req_t req, struct fs *fs, const char *name)
 		return;
 	}
 	memset(&e, 0, sizeof(e));
-	fill_dir(fs, &e.attr, snap_dir_nodeid(t->key), t->mtime, 0);
-	fill_entry(&e, snap_dir_nodeid(t->key), FS_CACHE_TIMEOUT);
+	fs_fill_dir(fs, &e.attr, snap_dir_nodeid(t->key), t->mtime, 0);
+	fs_fill_entry(&e, snap_dir_nodeid(t->key), FS_CACHE_TIMEOUT);
 	snapshot_put(s);
 	fuse_reply_entry(req, &e);
 }
@@ -269,9 +236,9 @@ static void lookup_task(fuse_req_t req, struct fs *fs, uint64_t parent, const ch
 		return;
 	}
 	memset(&e, 0, sizeof(e));
-	fill_task_file(fs, &e.attr, t, (enum snap_kind)kind);
+	fs_fill_task_file(fs, &e.attr, t, (enum snap_kind)kind);
 	cache_unlock(fs->cache);
-	fill_entry(&e, nodeid, FS_CACHE_TIMEOUT);
+	fs_fill_entry(&e, nodeid, FS_CACHE_TIMEOUT);
 	if (fuse_reply_entry(req, &e) < 0)
 		cache_forget(fs->cache, nodeid, 1);
 }
@@ -290,8 +257,8 @@ static void lookup_view_root(fuse_req_t req, struct fs *fs, enum snap_view_kind 
 		return;
 	}
 	memset(&e, 0, sizeof(e));
-	fill_view_dir(fs, &e.attr, snap_value_nodeid(v->vkey), s);
-	fill_entry(&e, snap_value_nodeid(v->vkey), FS_CACHE_TIMEOUT);
+	fs_fill_view_dir(fs, &e.attr, snap_value_nodeid(v->vkey), s);
+	fs_fill_entry(&e, snap_value_nodeid(v->vkey), FS_CACHE_TIMEOUT);
 	snapshot_put(s);
 	fuse_reply_entry(req, &e);
 }
@@ -304,7 +271,7 @@ static void lookup_value(fuse_req_t req, struct fs *fs, uint64_t parent, const c
 	struct fuse_entry_param e;
 	enum snap_view_kind view;
 
-	v = find_value_node(s, parent, &view);
+	v = fs_find_value_node(s, parent, &view);
 	if (!v) {
 		snapshot_put(s);
 		fuse_reply_err(req, ENOENT);
@@ -317,8 +284,8 @@ static void lookup_value(fuse_req_t req, struct fs *fs, uint64_t parent, const c
 		return;
 	}
 	memset(&e, 0, sizeof(e));
-	fill_link(fs, &e.attr, view, t);
-	fill_entry(&e, snap_link_nodeid(t->key, view), FS_CACHE_TIMEOUT);
+	fs_fill_link(fs, &e.attr, view, t);
+	fs_fill_entry(&e, snap_link_nodeid(t->key, view), FS_CACHE_TIMEOUT);
 	snapshot_put(s);
 	fuse_reply_entry(req, &e);
 }
@@ -327,7 +294,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
 
-	switch (node_type(parent)) {
+	switch (fs_node_type(parent)) {
 	case NODE_ROOT:
 		lookup_root(req, fs, name);
 		break;
@@ -348,7 +315,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	/* only file and .status versions are counted */
-	if (node_type(ino) == NODE_FILE)
+	if (fs_node_type(ino) == NODE_FILE)
 		cache_forget(fs_of(req)->cache, ino, nlookup);
 	fuse_reply_none(req);
 }
@@ -358,7 +325,7 @@ static void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	struct fs *fs = fs_of(req);
 
 	for (size_t i = 0; i < count; i++)
-		if (node_type(forgets[i].ino) == NODE_FILE)
+		if (fs_node_type(forgets[i].ino) == NODE_FILE)
 			cache_forget(fs->cache, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
@@ -376,37 +343,37 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct blob *b;
 	struct stat st;
 
-	switch (node_type(ino)) {
+	switch (fs_node_type(ino)) {
 	case NODE_ROOT:
-		fill_dir(fs, &st, SNAP_ROOT_NODEID, s->mtime, s->ntasks);
+		fs_fill_dir(fs, &st, SNAP_ROOT_NODEID, s->mtime, s->ntasks);
 		break;
 	case NODE_VIEW_ROOT:
-		fill_view_dir(fs, &st, ino, s);
+		fs_fill_view_dir(fs, &st, ino, s);
 		st.st_nlink += s->view[snapshot_view_of(ino)].nvalues;
 		break;
 	case NODE_TASK:
 		t = snapshot_find_key(s, snap_dir_key(ino));
 		if (!t)
 			goto out_enoent;
-		fill_dir(fs, &st, ino, t->mtime, 0);
+		fs_fill_dir(fs, &st, ino, t->mtime, 0);
 		break;
 	case NODE_LINK:
 		t = snapshot_find_key(s, snap_dir_key(ino));
 		if (!t)
 			goto out_enoent;
-		fill_link(fs, &st, (enum snap_view_kind)((ino & 7) - SNAP_LOW_LINK), t);
+		fs_fill_link(fs, &st, (enum snap_view_kind)((ino & 7) - SNAP_LOW_LINK), t);
 		break;
 	case NODE_VALUE:
-		val = find_value_node(s, ino, &view);
+		val = fs_find_value_node(s, ino, &view);
 		if (!val)
 			goto out_enoent;
-		fill_view_dir(fs, &st, ino, s);
+		fs_fill_view_dir(fs, &st, ino, s);
 		break;
 	case NODE_FILE:
 		if (snapshot_find_node(s, ino, &t, &kind)) {
-			fill_task_file(fs, &st, t, kind);
+			fs_fill_task_file(fs, &st, t, kind);
 		} else if ((b = cache_blob_get(fs->cache, ino))) {
-			fill_file(fs, &st, b->ino, b->mtime, b->len);
+			fs_fill_file(fs, &st, b->ino, b->mtime, b->len);
 			blob_put(b);
 		} else {
 			goto out_enoent;
@@ -431,7 +398,7 @@ static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 	const struct snap_task *t;
 	char target[6 + 256];
 
-	if (node_type(ino) != NODE_LINK) {
+	if (fs_node_type(ino) != NODE_LINK) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
@@ -472,8 +439,8 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct snapshot *s;
 	struct blob *b;
 
-	if (node_type(ino) != NODE_FILE) {
-		fuse_reply_err(req, node_type(ino) == NODE_LINK ? EINVAL : EISDIR);
+	if (fs_node_type(ino) != NODE_FILE) {
+		fuse_reply_err(req, fs_node_type(ino) == NODE_LINK ? EINVAL : EISDIR);
 		return;
 	}
 	s = cache_acquire(fs->cache);
@@ -570,8 +537,8 @@ static void readdir_root(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool p
 			const struct snap_task *t = &s->tasks[i];
 
 			memset(&e, 0, sizeof(e));
-			fill_dir(fs, &e.attr, snap_dir_nodeid(t->key), t->mtime, 0);
-			fill_entry(&e, snap_dir_nodeid(t->key), FS_CACHE_TIMEOUT);
+			fs_fill_dir(fs, &e.attr, snap_dir_nodeid(t->key), t->mtime, 0);
+			fs_fill_entry(&e, snap_dir_nodeid(t->key), FS_CACHE_TIMEOUT);
 			if (!dirbuf_add(req, d, plus, snap_task_id(s, t), &e,
 					(off_t)(t->key + SNAP_DIR_OFFSET)))
 				break;
@@ -601,8 +568,8 @@ static void readdir_task(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool p
 			if (!t->file[k].nodeid || SNAP_DIR_OFFSET + k <= off)
 				continue;
 			memset(&e, 0, sizeof(e));
-			fill_task_file(fs, &e.attr, t, (enum snap_kind)k);
-			fill_entry(&e, t->file[k].nodeid, FS_CACHE_TIMEOUT);
+			fs_fill_task_file(fs, &e.attr, t, (enum snap_kind)k);
+			fs_fill_entry(&e, t->file[k].nodeid, FS_CACHE_TIMEOUT);
 			prev_used = d->used;
 			if (!dirbuf_add(req, d, plus, snap_file_names[k], &e, SNAP_DIR_OFFSET + k))
 				break;
@@ -636,8 +603,8 @@ static void readdir_view_root(fuse_req_t req, struct fs *fs, struct dirbuf *d, b
 			const struct snap_value *val = &v->values[i];
 
 			memset(&e, 0, sizeof(e));
-			fill_view_dir(fs, &e.attr, snap_value_nodeid(val->vkey), s);
-			fill_entry(&e, snap_value_nodeid(val->vkey), FS_CACHE_TIMEOUT);
+			fs_fill_view_dir(fs, &e.attr, snap_value_nodeid(val->vkey), s);
+			fs_fill_entry(&e, snap_value_nodeid(val->vkey), FS_CACHE_TIMEOUT);
 			if (!dirbuf_add(req, d, plus, s->arena + val->name_off, &e,
 					(off_t)(val->vkey + SNAP_DIR_OFFSET)))
 				break;
@@ -655,7 +622,7 @@ static void readdir_value(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool 
 	enum snap_view_kind view;
 	struct fuse_entry_param e;
 
-	val = find_value_node(s, ino, &view);
+	val = fs_find_value_node(s, ino, &view);
 	if (!val) {
 		snapshot_put(s);
 		fuse_reply_err(req, ENOENT);
@@ -677,8 +644,8 @@ static void readdir_value(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool 
 			const struct snap_task *t = &s->tasks[m[i]];
 
 			memset(&e, 0, sizeof(e));
-			fill_link(fs, &e.attr, view, t);
-			fill_entry(&e, snap_link_nodeid(t->key, view), FS_CACHE_TIMEOUT);
+			fs_fill_link(fs, &e.attr, view, t);
+			fs_fill_entry(&e, snap_link_nodeid(t->key, view), FS_CACHE_TIMEOUT);
 			if (!dirbuf_add(req, d, plus, snap_task_id(s, t), &e,
 					(off_t)(t->key + SNAP_DIR_OFFSET)))
 				break;
@@ -693,7 +660,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 	struct fs *fs = fs_of(req);
 	struct dirbuf d = { .size = size };
 
-	enum node_type type = node_type(ino);
+	enum node_type type = fs_node_type(ino);
 
 	if (type != NODE_ROOT && type != NODE_VIEW_ROOT && type != NODE_TASK &&
 	    type != NODE_VALUE) {

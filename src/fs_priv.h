@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef INGESTFS_FS_PRIV_H
+#define INGESTFS_FS_PRIV_H
+
+/*
+ * Internals of the FUSE side, shared by the fs_*.c files and included by
+ * nothing else; main.c and the tests see only fs.h.  These files know the
+ * cache's public API and snapshot.h's node id rules, never the network.
+ * struct fs belongs to main.c (fs_new, fs_free); a handler borrows it as
+ * the request's userdata.  The fs files have no lock of their own: a
+ * snapshot comes referenced from cache_acquire() (the handler puts it), or
+ * borrowed between cache_lock() and cache_unlock(), and a file node id
+ * handed to the kernel is counted with cache_ref_locked() under that lock
+ * and given back with cache_forget() when the reply fails.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "fs.h"
+
+/*
+ * Kernel cache lifetime, s.  Long is safe: node ids of files are never
+ * reused for other bytes, and folders are invalidated when they change.
+ */
+#define FS_CACHE_TIMEOUT 86400.0
+
+struct fs {
+	bool no_open;	 /* the kernel takes ENOSYS from open: set in init */
+	bool no_opendir; /* ...and from opendir */
+	struct cache *cache;
+	struct fuse_session *se;
+	uid_t uid;
+	gid_t gid;
+};
+
+static inline struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* ---- what a node id is, and its attributes (fs.c) ---- */
+
+enum node_type {
+	NODE_ROOT,
+	NODE_VIEW_ROOT,
+	NODE_TASK,
+	NODE_LINK,
+	NODE_VALUE,
+	NODE_FILE,
+	NODE_NONE
+};
+
+enum node_type fs_node_type(uint64_t nodeid);
+/* fs_find_value_node - the value folder @nodeid names, borrowed from @s; or NULL */
+const struct snap_value *fs_find_value_node(const struct snapshot *s, uint64_t nodeid,
+					    enum snap_view_kind *view);
+
+/* The fill helpers overwrite all of *@st, or set the node id fields of *@e. */
+void fs_fill_dir(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime, size_t subdirs);
+void fs_fill_file(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime, size_t size);
+void fs_fill_task_file(const struct fs *fs, struct stat *st, const struct snap_task *t,
+		       enum snap_kind kind);
+void fs_fill_link(const struct fs *fs, struct stat *st, enum snap_view_kind view,
+		  const struct snap_task *t);
+void fs_fill_view_dir(const struct fs *fs, struct stat *st, uint64_t ino, const struct snapshot *s);
+void fs_fill_entry(struct fuse_entry_param *e, uint64_t nodeid, double entry_timeout);
+
+#endif
