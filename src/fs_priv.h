@@ -68,4 +68,11 @@ void fs_fill_link(const struct fs *fs, struct stat *st, enum snap_view_kind view
 void fs_fill_view_dir(const struct fs *fs, struct stat *st, uint64_t ino, const struct snapshot *s);
 void fs_fill_entry(struct fuse_entry_param *e, uint64_t nodeid, double entry_timeout);
 
+/* ---- handlers for the operation table in fs.c ---- */
+
+/* fs_dir.c */
+void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+
 #endif
