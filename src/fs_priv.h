@@ -70,6 +70,11 @@ void fs_fill_entry(struct fuse_entry_param *e, uint64_t nodeid, double entry_tim
 
 /* ---- handlers for the operation table in fs.c ---- */
 
+/* fs_lookup.c */
+void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+
 /* fs_dir.c */
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
