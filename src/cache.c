@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Current snapshot, refresher thread, retry policy and .status. */
-#include "cache.h"
+#include "cache_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,53 +24,6 @@
 
 #define CACHE_MAX_BACKOFF     300.0  /* s: retries never wait longer... */
 #define CACHE_MAX_RETRY_AFTER 3600.0 /* s: ...unless the server asks, up to this */
-
-struct cache {
-	/* set at creation, then read-only */
-	char *api_url;
-	char *endpoint;
-	double ttl; /* s */
-	uint64_t hash_key[2];
-	struct http_client *http;
-	struct api *api;
-	atomic_bool stopping;
-	int wake[2]; /* pipe: a byte asks the refresher to look at its flags */
-	pthread_t thread;
-	bool started;
-	struct cache_notify notify;
-
-	/* refresher thread only */
-	struct snap_ctx ctx;
-	uint64_t body_hash;    /* of the answer behind the current snapshot */
-	uint64_t pending_hash; /* of the answer behind the snapshot being swapped in */
-	bool body_hash_set;
-	size_t warned_skipped; /* what the last warnings said */
-	size_t warned_duplicates;
-	int64_t warned_total; /* -1: no mismatch warned */
-
-	pthread_mutex_t lock;
-	/* under lock */
-	struct snapshot *current;
-	struct nodes *nodes;
-	uint64_t generation;	     /* snapshots swapped in */
-	uint64_t requests;	     /* API requests sent */
-	uint64_t status_seq;	     /* .status versions rendered */
-	time_t last_success;	     /* wall s, 0 = never */
-	time_t last_attempt;	     /* wall s */
-	double next_attempt;	     /* monotonic s */
-	unsigned int failures;	     /* consecutive */
-	unsigned int recovered_from; /* failures before the last swap */
-	char last_error[192];	     /* "" = none */
-	size_t last_changes;	     /* notifications of the last swap */
-};
-
-static double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 struct cache *cache_new(const struct config *cfg, const struct creds *creds)
 {
