@@ -74,4 +74,7 @@ static inline double mono_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* cache_total_mismatch - the answer's total_items disagrees with its items (paging?) */
+bool cache_total_mismatch(const struct snapshot *s);
+
 #endif
