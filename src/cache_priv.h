@@ -74,6 +74,17 @@ static inline double mono_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* ---- cache.c, for refresh.c ---- */
+
+/* cache_publish - swap @next in, taking its reference; 0, or -ENOMEM keeping the old one */
+int cache_publish(struct cache *c, struct snapshot *next);
+/* cache_mark_success_locked - a refresh succeeded: health and generation; c->lock held */
+void cache_mark_success_locked(struct cache *c);
+/* cache_log_recovery - log the end of an outage; from the publishing thread, no lock */
+void cache_log_recovery(struct cache *c, const struct snapshot *s);
+
+/* ---- refresh.c, for status.c ---- */
+
 /* cache_total_mismatch - the answer's total_items disagrees with its items (paging?) */
 bool cache_total_mismatch(const struct snapshot *s);
 
