@@ -58,7 +58,7 @@ enum node_type fs_node_type(uint64_t nodeid);
 const struct snap_value *fs_find_value_node(const struct snapshot *s, uint64_t nodeid,
 					    enum snap_view_kind *view);
 
-/* The fill helpers overwrite all of *@st, or set the node id fields of *@e. */
+/* The fill helpers overwrite all of *@st; fs_fill_entry sets *@e's node id and timeouts. */
 void fs_fill_dir(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime, size_t subdirs);
 void fs_fill_file(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime, size_t size);
 void fs_fill_task_file(const struct fs *fs, struct stat *st, const struct snap_task *t,
