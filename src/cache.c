@@ -1,14 +1,12 @@
 // SPDX-License-Identifier: MIT
-/* Current snapshot, refresher thread, retry policy and .status. */
-#include "cache.h"
+/* The current snapshot: lifecycle, lookup counts, and publishing a new one. */
+#include "cache_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <math.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,56 +20,6 @@
 #include "diff.h"
 #include "http.h"
 #include "log.h"
-
-#define CACHE_MAX_BACKOFF     300.0  /* s: retries never wait longer... */
-#define CACHE_MAX_RETRY_AFTER 3600.0 /* s: ...unless the server asks, up to this */
-
-struct cache {
-	/* set at creation, then read-only */
-	char *api_url;
-	char *endpoint;
-	double ttl; /* s */
-	uint64_t hash_key[2];
-	struct http_client *http;
-	struct api *api;
-	atomic_bool stopping;
-	int wake[2]; /* pipe: a byte asks the refresher to look at its flags */
-	pthread_t thread;
-	bool started;
-	struct cache_notify notify;
-
-	/* refresher thread only */
-	struct snap_ctx ctx;
-	uint64_t body_hash;    /* of the answer behind the current snapshot */
-	uint64_t pending_hash; /* of the answer behind the snapshot being swapped in */
-	bool body_hash_set;
-	size_t warned_skipped; /* what the last warnings said */
-	size_t warned_duplicates;
-	int64_t warned_total; /* -1: no mismatch warned */
-
-	pthread_mutex_t lock;
-	/* under lock */
-	struct snapshot *current;
-	struct nodes *nodes;
-	uint64_t generation;	     /* snapshots swapped in */
-	uint64_t requests;	     /* API requests sent */
-	uint64_t status_seq;	     /* .status versions rendered */
-	time_t last_success;	     /* wall s, 0 = never */
-	time_t last_attempt;	     /* wall s */
-	double next_attempt;	     /* monotonic s */
-	unsigned int failures;	     /* consecutive */
-	unsigned int recovered_from; /* failures before the last swap */
-	char last_error[192];	     /* "" = none */
-	size_t last_changes;	     /* notifications of the last swap */
-};
-
-static double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 struct cache *cache_new(const struct config *cfg, const struct creds *creds)
 {
@@ -274,7 +222,7 @@ static void cache_notify_changes(struct cache *c, const struct snapshot *old,
 }
 
 /* A refresh succeeded: health and generation, under the lock. */
-static void mark_success_locked(struct cache *c)
+void cache_mark_success_locked(struct cache *c)
 {
 	c->generation++;
 	c->recovered_from = c->failures;
@@ -284,7 +232,7 @@ static void mark_success_locked(struct cache *c)
 	c->next_attempt = mono_now() + c->ttl;
 }
 
-static void log_recovery(struct cache *c, const struct snapshot *s)
+void cache_log_recovery(struct cache *c, const struct snapshot *s)
 {
 	/* recovered_from is only written by the refresher: no lock to read it */
 	if (c->recovered_from)
@@ -298,7 +246,7 @@ static void log_recovery(struct cache *c, const struct snapshot *s)
  * never changes under its reader; if that cannot be done (no memory) the
  * swap is refused and -ENOMEM returned, keeping the old snapshot.
  */
-static int cache_publish(struct cache *c, struct snapshot *next)
+int cache_publish(struct cache *c, struct snapshot *next)
 {
 	struct gone_list gone = { 0 };
 	struct snapshot *old;
@@ -336,11 +284,11 @@ static int cache_publish(struct cache *c, struct snapshot *next)
 	}
 	c->current = next;
 	/* health changes with the data, so .status never lags what readers see */
-	mark_success_locked(c);
+	cache_mark_success_locked(c);
 	next->generation = c->generation;
 	pthread_mutex_unlock(&c->lock);
 	free(gone.v);
-	log_recovery(c, next);
+	cache_log_recovery(c, next);
 
 	if (old && c->started && c->notify.entry && !atomic_load(&c->stopping))
 		cache_notify_changes(c, old, next);
@@ -369,358 +317,4 @@ int cache_publish_body(struct cache *c, char *body, size_t len, char *err, size_
 		snprintf(err, errlen, "out of memory");
 	c->body_hash_set = false;
 	return ret;
-}
-
-/* ---- one refresh ---- */
-
-static double backoff_delay(double ttl, unsigned int failures, long retry_after)
-{
-	double d = ttl;
-
-	if (failures > 0) {
-		d = ttl * pow(2.0, (double)(failures - 1));
-		if (d > CACHE_MAX_BACKOFF)
-			d = CACHE_MAX_BACKOFF;
-		if (d < ttl)
-			d = ttl;
-	}
-	if (retry_after > 0 && (double)retry_after > d)
-		d = fmin((double)retry_after, CACHE_MAX_RETRY_AFTER);
-	return d;
-}
-
-/* Fetch and parse; 0 with a new snapshot in *@out, else -errno + @err. */
-/*
- * Fetch and parse.  0 with a new snapshot in *@out, or 0 with *@out NULL
- * when the answer is byte for byte the one behind the current snapshot
- * (parsing it again would build the same snapshot); else -errno + @err.
- */
-static int cache_fetch(struct cache *c, struct snapshot **out, time_t stamp, long *retry_after,
-		       char *err, size_t errlen)
-{
-	struct api_result res;
-	struct snapshot *prev;
-	char perr[160];
-	time_t now = time(NULL);
-	uint64_t hash;
-	int ret;
-
-	pthread_mutex_lock(&c->lock);
-	c->requests++;
-	c->last_attempt = now;
-	prev = c->current ? snapshot_get(c->current) : NULL;
-	pthread_mutex_unlock(&c->lock);
-
-	*retry_after = -1;
-	ret = api_fetch_tasks(c->api, now, &res);
-	log_debug("GET %s: status %ld, %zu bytes, %.0f ms", c->endpoint, res.resp.status,
-		  res.resp.len, res.resp.ms);
-	if (ret < 0) {
-		*retry_after = res.resp.retry_after;
-		snprintf(err, errlen, "%s", res.error);
-		goto out;
-	}
-	hash = snapshot_body_hash(c->hash_key, res.resp.body, res.resp.len);
-	if (prev && c->body_hash_set && hash == c->body_hash) {
-		*out = NULL;
-		goto out;
-	}
-	c->ctx.now = stamp ? stamp : now;
-	ret = snapshot_parse(res.resp.body, res.resp.len, prev, &c->ctx, out, perr, sizeof(perr));
-	if (ret < 0) {
-		snprintf(err, errlen, "unusable answer: %s", perr);
-		goto out;
-	}
-	/* taken as the current answer's once the swap succeeds */
-	c->pending_hash = hash;
-out:
-	api_result_free(&res);
-	snapshot_put(prev);
-	return ret;
-}
-
-static bool total_mismatch(const struct snapshot *s)
-{
-	return s->stats.total_items >= 0 && (size_t)s->stats.total_items != s->stats.items;
-}
-
-/* Log odd answers once per change, not on every refresh. */
-static void log_snapshot_warnings(struct cache *c, const struct snapshot *s)
-{
-	const struct snap_stats *st = &s->stats;
-
-	if (st->skipped && st->skipped != c->warned_skipped)
-		log_warn("skipped %zu item(s) without a usable id, e.g. %s", st->skipped,
-			 st->examples);
-	if (st->duplicates && st->duplicates != c->warned_duplicates)
-		log_warn("ignored %zu item(s) repeating an earlier id", st->duplicates);
-	if (total_mismatch(s) && st->total_items != c->warned_total)
-		log_warn("total_items is %lld but items has %zu; the API may be paging",
-			 (long long)st->total_items, st->items);
-	c->warned_skipped = st->skipped;
-	c->warned_duplicates = st->duplicates;
-	c->warned_total = total_mismatch(s) ? st->total_items : -1;
-}
-
-static void cache_refresh(struct cache *c)
-{
-	struct snapshot *next = NULL;
-	char err[192];
-	long retry_after;
-	double t0 = mono_now(), delay;
-	int ret;
-
-	ret = cache_fetch(c, &next, 0, &retry_after, err, sizeof(err));
-	if (ret == -ECANCELED)
-		return;
-	if (ret == 0 && !next) {
-		/* the same answer again: the current snapshot stands, confirmed */
-		pthread_mutex_lock(&c->lock);
-		mark_success_locked(c);
-		log_debug(
-			"refresh: %zu tasks, generation %llu, 0 changes, %.0f ms, answer unchanged",
-			c->current->ntasks, (unsigned long long)c->generation,
-			(mono_now() - t0) * 1e3);
-		pthread_mutex_unlock(&c->lock);
-		log_recovery(c, c->current);
-		return;
-	}
-	if (ret == 0 && cache_publish(c, next) < 0) {
-		ret = -ENOMEM;
-		snprintf(err, sizeof(err), "out of memory keeping replaced files; not swapped");
-	}
-	if (ret == 0) {
-		c->body_hash = c->pending_hash;
-		c->body_hash_set = true;
-		pthread_mutex_lock(&c->lock);
-		log_debug("refresh: %zu tasks, generation %llu, %zu changes, %.0f ms", next->ntasks,
-			  (unsigned long long)c->generation, c->last_changes,
-			  (mono_now() - t0) * 1e3);
-		pthread_mutex_unlock(&c->lock);
-		log_snapshot_warnings(c, next);
-		return;
-	}
-
-	pthread_mutex_lock(&c->lock);
-	/* one line when the outage starts, one when it ends: not one per attempt */
-	if (c->failures == 0)
-		log_warn("refresh failed: %s; serving data from %lld s ago", err,
-			 (long long)(time(NULL) - c->last_success));
-	else if (strcmp(c->last_error, err) != 0)
-		log_debug("refresh still failing, now: %s", err);
-	c->failures++;
-	snprintf(c->last_error, sizeof(c->last_error), "%s", err);
-	delay = backoff_delay(c->ttl, c->failures, retry_after);
-	c->next_attempt = mono_now() + delay;
-	pthread_mutex_unlock(&c->lock);
-}
-
-int cache_first_fetch(struct cache *c, char *err, size_t errlen)
-{
-	struct timespec now;
-	struct snapshot *s;
-	char why[192];
-	long retry_after;
-	time_t stamp;
-	int ret;
-
-	/*
-	 * The first snapshot's files are stamped with the next whole second,
-	 * and we wait for it: a previous mount served only stamps up to the
-	 * second it started in, so a remount can never show changed content
-	 * with an old file's size and mtime (rsync compares whole seconds).
-	 */
-	clock_gettime(CLOCK_REALTIME, &now);
-	stamp = now.tv_sec + 1;
-	ret = cache_fetch(c, &s, stamp, &retry_after, why, sizeof(why));
-	if (ret < 0) {
-		snprintf(err, errlen, "cannot load tasks from %s%s: %s", c->api_url, c->endpoint,
-			 why);
-		return ret;
-	}
-	/* bounded by the monotonic clock, in case the wall clock steps back */
-	for (double limit = mono_now() + 1.1; mono_now() < limit;) {
-		struct timespec wait;
-
-		clock_gettime(CLOCK_REALTIME, &now);
-		if (now.tv_sec >= stamp)
-			break;
-		wait.tv_sec = 0;
-		wait.tv_nsec = 1000000000L - now.tv_nsec;
-		nanosleep(&wait, NULL);
-	}
-	if (cache_publish(c, s) < 0) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	c->body_hash = c->pending_hash;
-	c->body_hash_set = true;
-	log_snapshot_warnings(c, s);
-	return 0;
-}
-
-/* ---- the refresher thread ---- */
-
-static void drain_wake(struct cache *c)
-{
-	char buf[64];
-
-	while (read(c->wake[0], buf, sizeof(buf)) > 0)
-		;
-}
-
-static void *cache_thread(void *arg)
-{
-	struct cache *c = arg;
-
-	while (!atomic_load(&c->stopping)) {
-		struct pollfd pfd = { .fd = c->wake[0], .events = POLLIN };
-		double wait;
-		bool failing;
-		int ms;
-
-		pthread_mutex_lock(&c->lock);
-		wait = c->next_attempt - mono_now();
-		failing = c->failures > 0;
-		pthread_mutex_unlock(&c->lock);
-		if (wait > 0) {
-			ms = (int)ceil(fmin(wait, 3600.0) * 1000);
-			if (poll(&pfd, 1, ms) <= 0)
-				continue; /* re-check the deadline: it may be later now */
-			drain_wake(c);
-			if (atomic_load(&c->stopping))
-				break;
-			if (failing) {
-				/* SIGHUP does not override the backoff or Retry-After */
-				log_debug("refresh requested; waiting for the retry time");
-				continue;
-			}
-			log_debug("refresh requested");
-		}
-		cache_refresh(c);
-	}
-	if (c->notify.stopped)
-		c->notify.stopped(c->notify.stop_arg);
-	return NULL;
-}
-
-int cache_start(struct cache *c, const struct cache_notify *n)
-{
-	sigset_t all, old;
-	int ret;
-
-	c->notify = *n;
-	/* signals belong to the FUSE loop's thread, not to the refresher */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	ret = pthread_create(&c->thread, NULL, cache_thread, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (ret)
-		return -ret;
-	c->started = true;
-	return 0;
-}
-
-void cache_refresh_now(struct cache *c)
-{
-	int saved = errno;
-
-	if (write(c->wake[1], "r", 1) < 0) {
-		/* the pipe is full: a wake-up is already pending */
-	}
-	errno = saved;
-}
-
-void cache_request_stop(struct cache *c)
-{
-	atomic_store(&c->stopping, true);
-	cache_refresh_now(c);
-}
-
-void cache_stop(struct cache *c)
-{
-	if (!c->started)
-		return;
-	cache_request_stop(c);
-	pthread_join(c->thread, NULL);
-	c->started = false;
-}
-
-/* ---- .status ---- */
-
-static void fmt_time(char *buf, size_t len, time_t t)
-{
-	struct tm tm;
-
-	if (t == 0 || !gmtime_r(&t, &tm))
-		snprintf(buf, len, "never");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static int status_render(struct cache *c, char *buf, size_t len)
-{
-	const struct snapshot *s = c->current;
-	char succ[32], att[32], next[32], warning[96] = "none";
-	time_t now = time(NULL);
-	double until = c->next_attempt - mono_now();
-
-	if (s && total_mismatch(s))
-		snprintf(warning, sizeof(warning),
-			 "total_items is %lld but items has %zu (paging?)",
-			 (long long)s->stats.total_items, s->stats.items);
-	fmt_time(succ, sizeof(succ), c->last_success);
-	fmt_time(att, sizeof(att), c->last_attempt);
-	fmt_time(next, sizeof(next), now + (time_t)ceil(until > 0 ? until : 0));
-	return snprintf(buf, len,
-			"api_url: %s\n"
-			"endpoint: %s\n"
-			"ttl: %g\n"
-			"tasks: %zu\n"
-			"generation: %llu\n"
-			"requests: %llu\n"
-			"last_success: %s\n"
-			"last_attempt: %s\n"
-			"age_seconds: %lld\n"
-			"last_error: %s\n"
-			"consecutive_failures: %u\n"
-			"next_attempt: %s\n"
-			"items: %zu\n"
-			"total_items: %lld\n"
-			"skipped_items: %zu\n"
-			"duplicate_ids: %zu\n"
-			"warning: %s\n"
-			"retained_versions: %zu\n",
-			c->api_url, c->endpoint, c->ttl, s ? s->ntasks : 0,
-			(unsigned long long)c->generation, (unsigned long long)c->requests, succ,
-			att, (long long)(c->last_success ? now - c->last_success : -1),
-			c->last_error[0] ? c->last_error : "none", c->failures,
-			c->started ? next : "never", s ? s->stats.items : 0,
-			(long long)(s ? s->stats.total_items : -1), s ? s->stats.skipped : 0,
-			s ? s->stats.duplicates : 0, warning, nodes_blobs(c->nodes));
-}
-
-struct blob *cache_status_blob(struct cache *c, uint64_t *nodeid)
-{
-	char text[2048];
-	struct blob *b;
-	int len;
-
-	pthread_mutex_lock(&c->lock);
-	len = status_render(c, text, sizeof(text));
-	if (len < 0 || (size_t)len >= sizeof(text))
-		len = (int)strlen(text);
-	b = blob_new(SNAP_STATUS_INO, time(NULL), text, (size_t)len);
-	if (!b)
-		goto out_unlock;
-	*nodeid = SNAP_STATUS_NODEID_BASE + c->status_seq++;
-	if (nodes_ref(c->nodes, *nodeid, 1) < 0) {
-		blob_put(b);
-		b = NULL;
-		goto out_unlock;
-	}
-	nodes_set_blob(c->nodes, *nodeid, blob_get(b));
-out_unlock:
-	pthread_mutex_unlock(&c->lock);
-	return b;
 }

@@ -1,31 +1,14 @@
 // SPDX-License-Identifier: MIT
-/* FUSE low-level operations over immutable snapshots. */
-#include "fs.h"
+/* FUSE operations over immutable snapshots: the table, attributes, reads, invalidation. */
+#include "fs_priv.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 
 #include "log.h"
-
-/*
- * Kernel cache lifetime, s.  Long is safe: node ids of files are never
- * reused for other bytes, and folders are invalidated when they change.
- */
-#define FS_CACHE_TIMEOUT 86400.0
-
-struct fs {
-	bool no_open;	 /* the kernel takes ENOSYS from open: set in init */
-	bool no_opendir; /* ...and from opendir */
-	struct cache *cache;
-	struct fuse_session *se;
-	uid_t uid;
-	gid_t gid;
-};
 
 struct fs *fs_new(uid_t uid, gid_t gid)
 {
@@ -53,15 +36,9 @@ void fs_set_session(struct fs *fs, struct fuse_session *se)
 	fs->se = se;
 }
 
-static struct fs *fs_of(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
-}
-
 /* ---- attributes ---- */
 
-static void fill_dir(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime,
-		     size_t subdirs)
+void fs_fill_dir(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime, size_t subdirs)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -73,8 +50,7 @@ static void fill_dir(const struct fs *fs, struct stat *st, uint64_t ino, int64_t
 	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = mtime;
 }
 
-static void fill_file(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime,
-		      size_t size)
+void fs_fill_file(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime, size_t size)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -88,13 +64,13 @@ static void fill_file(const struct fs *fs, struct stat *st, uint64_t ino, int64_
 	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = mtime;
 }
 
-static void fill_task_file(const struct fs *fs, struct stat *st, const struct snap_task *t,
-			   enum snap_kind kind)
+void fs_fill_task_file(const struct fs *fs, struct stat *st, const struct snap_task *t,
+		       enum snap_kind kind)
 {
-	fill_file(fs, st, snap_file_ino(t->key, kind), t->file[kind].mtime, t->file[kind].len);
+	fs_fill_file(fs, st, snap_file_ino(t->key, kind), t->file[kind].mtime, t->file[kind].len);
 }
 
-static void fill_entry(struct fuse_entry_param *e, uint64_t nodeid, double entry_timeout)
+void fs_fill_entry(struct fuse_entry_param *e, uint64_t nodeid, double entry_timeout)
 {
 	e->ino = nodeid;
 	e->generation = 0; /* node ids are never reused */
@@ -104,17 +80,7 @@ static void fill_entry(struct fuse_entry_param *e, uint64_t nodeid, double entry
 
 /* ---- what a node id is ---- */
 
-enum node_type {
-	NODE_ROOT,
-	NODE_VIEW_ROOT,
-	NODE_TASK,
-	NODE_LINK,
-	NODE_VALUE,
-	NODE_FILE,
-	NODE_NONE
-};
-
-static enum node_type node_type(uint64_t nodeid)
+enum node_type fs_node_type(uint64_t nodeid)
 {
 	if (nodeid == SNAP_ROOT_NODEID)
 		return NODE_ROOT;
@@ -138,8 +104,8 @@ static enum node_type node_type(uint64_t nodeid)
 }
 
 /* The value folder a node id names, in whichever view has it. */
-static const struct snap_value *find_value_node(const struct snapshot *s, uint64_t nodeid,
-						enum snap_view_kind *view)
+const struct snap_value *fs_find_value_node(const struct snapshot *s, uint64_t nodeid,
+					    enum snap_view_kind *view)
 {
 	for (int v = 0; v < SNAP_NVIEWS; v++) {
 		const struct snap_value *val =
@@ -153,8 +119,8 @@ static const struct snap_value *find_value_node(const struct snapshot *s, uint64
 	return NULL;
 }
 
-static void fill_link(const struct fs *fs, struct stat *st, enum snap_view_kind view,
-		      const struct snap_task *t)
+void fs_fill_link(const struct fs *fs, struct stat *st, enum snap_view_kind view,
+		  const struct snap_task *t)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = snap_link_nodeid(t->key, view);
@@ -168,199 +134,9 @@ static void fill_link(const struct fs *fs, struct stat *st, enum snap_view_kind 
 }
 
 /* A view root or value folder; they change only by invalidation. */
-static void fill_view_dir(const struct fs *fs, struct stat *st, uint64_t ino,
-			  const struct snapshot *s)
+void fs_fill_view_dir(const struct fs *fs, struct stat *st, uint64_t ino, const struct snapshot *s)
 {
-	fill_dir(fs, st, ino, s->views_mtime, 0);
-}
-
-/* ---- lookup and forget ---- */
-
-static void reply_negative(fuse_req_t req)
-{
-	struct fuse_entry_param e;
-
-	/* cached until the refresher says the name appeared */
-	memset(&e, 0, sizeof(e));
-	e.entry_timeout = FS_CACHE_TIMEOUT;
-	fuse_reply_entry(req, &e);
-}
-
-static void lookup_status(fuse_req_t req, struct fs *fs)
-{
-	struct fuse_entry_param e;
-	uint64_t nodeid;
-	struct blob *b = cache_status_blob(fs->cache, &nodeid);
-
-	if (!b) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	memset(&e, 0, sizeof(e));
-	fill_file(fs, &e.attr, b->ino, b->mtime, b->len);
-	/* every path walk renders a new version: never cache the name */
-	fill_entry(&e, nodeid, 0);
-	if (fuse_reply_entry(req, &e) < 0)
-		cache_forget(fs->cache, nodeid, 1);
-	blob_put(b);
-}
-
-static void lookup_root(fuse_req_t req, struct fs *fs, const char *name)
-{
-	struct snapshot *s;
-	const struct snap_task *t;
-	struct fuse_entry_param e;
-
-	if (strcmp(name, ".status") == 0) {
-		lookup_status(req, fs);
-		return;
-	}
-	s = cache_acquire(fs->cache);
-	for (int v = 0; v < SNAP_NVIEWS; v++) {
-		if (strcmp(name, snap_view_names[v]) != 0)
-			continue;
-		memset(&e, 0, sizeof(e));
-		fill_view_dir(fs, &e.attr, SNAP_VIEW_ROOT_NODEID + (uint64_t)v, s);
-		e.attr.st_nlink += s->view[v].nvalues;
-		fill_entry(&e, SNAP_VIEW_ROOT_NODEID + (uint64_t)v, FS_CACHE_TIMEOUT);
-		snapshot_put(s);
-		fuse_reply_entry(req, &e);
-		return;
-	}
-	t = snapshot_find(s, cache_hash_key(fs->cache), name, strlen(name));
-	if (!t) {
-		snapshot_put(s);
-		reply_negative(req);
-		return;
-	}
-	memset(&e, 0, sizeof(e));
-	fill_dir(fs, &e.attr, snap_dir_nodeid(t->key), t->mtime, 0);
-	fill_entry(&e, snap_dir_nodeid(t->key), FS_CACHE_TIMEOUT);
-	snapshot_put(s);
-	fuse_reply_entry(req, &e);
-}
-
-static void lookup_task(fuse_req_t req, struct fs *fs, uint64_t parent, const char *name)
-{
-	struct fuse_entry_param e;
-	const struct snap_task *t;
-	struct snapshot *s;
-	int kind = snapshot_kind(name);
-	uint64_t nodeid;
-
-	cache_lock(fs->cache);
-	s = cache_current_locked(fs->cache);
-	t = snapshot_find_key(s, snap_dir_key(parent));
-	if (!t) {
-		cache_unlock(fs->cache);
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	if (kind < 0 || !t->file[kind].nodeid) {
-		cache_unlock(fs->cache);
-		reply_negative(req);
-		return;
-	}
-	nodeid = t->file[kind].nodeid;
-	/* counted under the lock, so a swap sees it and keeps the bytes */
-	if (cache_ref_locked(fs->cache, nodeid, 1) < 0) {
-		cache_unlock(fs->cache);
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	memset(&e, 0, sizeof(e));
-	fill_task_file(fs, &e.attr, t, (enum snap_kind)kind);
-	cache_unlock(fs->cache);
-	fill_entry(&e, nodeid, FS_CACHE_TIMEOUT);
-	if (fuse_reply_entry(req, &e) < 0)
-		cache_forget(fs->cache, nodeid, 1);
-}
-
-static void lookup_view_root(fuse_req_t req, struct fs *fs, enum snap_view_kind view,
-			     const char *name)
-{
-	struct snapshot *s = cache_acquire(fs->cache);
-	const struct snap_value *v =
-		snapshot_find_value(s, cache_hash_key(fs->cache), view, name, strlen(name));
-	struct fuse_entry_param e;
-
-	if (!v) {
-		snapshot_put(s);
-		reply_negative(req);
-		return;
-	}
-	memset(&e, 0, sizeof(e));
-	fill_view_dir(fs, &e.attr, snap_value_nodeid(v->vkey), s);
-	fill_entry(&e, snap_value_nodeid(v->vkey), FS_CACHE_TIMEOUT);
-	snapshot_put(s);
-	fuse_reply_entry(req, &e);
-}
-
-static void lookup_value(fuse_req_t req, struct fs *fs, uint64_t parent, const char *name)
-{
-	struct snapshot *s = cache_acquire(fs->cache);
-	const struct snap_value *v;
-	const struct snap_task *t;
-	struct fuse_entry_param e;
-	enum snap_view_kind view;
-
-	v = find_value_node(s, parent, &view);
-	if (!v) {
-		snapshot_put(s);
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	t = snapshot_find(s, cache_hash_key(fs->cache), name, strlen(name));
-	if (!t || !snapshot_in_value(s, view, v, t)) {
-		snapshot_put(s);
-		reply_negative(req);
-		return;
-	}
-	memset(&e, 0, sizeof(e));
-	fill_link(fs, &e.attr, view, t);
-	fill_entry(&e, snap_link_nodeid(t->key, view), FS_CACHE_TIMEOUT);
-	snapshot_put(s);
-	fuse_reply_entry(req, &e);
-}
-
-static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	struct fs *fs = fs_of(req);
-
-	switch (node_type(parent)) {
-	case NODE_ROOT:
-		lookup_root(req, fs, name);
-		break;
-	case NODE_VIEW_ROOT:
-		lookup_view_root(req, fs, (enum snap_view_kind)snapshot_view_of(parent), name);
-		break;
-	case NODE_TASK:
-		lookup_task(req, fs, parent, name);
-		break;
-	case NODE_VALUE:
-		lookup_value(req, fs, parent, name);
-		break;
-	default:
-		fuse_reply_err(req, ENOTDIR);
-	}
-}
-
-static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
-{
-	/* only file and .status versions are counted */
-	if (node_type(ino) == NODE_FILE)
-		cache_forget(fs_of(req)->cache, ino, nlookup);
-	fuse_reply_none(req);
-}
-
-static void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
-{
-	struct fs *fs = fs_of(req);
-
-	for (size_t i = 0; i < count; i++)
-		if (node_type(forgets[i].ino) == NODE_FILE)
-			cache_forget(fs->cache, forgets[i].ino, forgets[i].nlookup);
-	fuse_reply_none(req);
+	fs_fill_dir(fs, st, ino, s->views_mtime, 0);
 }
 
 /* ---- getattr and read ---- */
@@ -376,37 +152,37 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct blob *b;
 	struct stat st;
 
-	switch (node_type(ino)) {
+	switch (fs_node_type(ino)) {
 	case NODE_ROOT:
-		fill_dir(fs, &st, SNAP_ROOT_NODEID, s->mtime, s->ntasks);
+		fs_fill_dir(fs, &st, SNAP_ROOT_NODEID, s->mtime, s->ntasks);
 		break;
 	case NODE_VIEW_ROOT:
-		fill_view_dir(fs, &st, ino, s);
+		fs_fill_view_dir(fs, &st, ino, s);
 		st.st_nlink += s->view[snapshot_view_of(ino)].nvalues;
 		break;
 	case NODE_TASK:
 		t = snapshot_find_key(s, snap_dir_key(ino));
 		if (!t)
 			goto out_enoent;
-		fill_dir(fs, &st, ino, t->mtime, 0);
+		fs_fill_dir(fs, &st, ino, t->mtime, 0);
 		break;
 	case NODE_LINK:
 		t = snapshot_find_key(s, snap_dir_key(ino));
 		if (!t)
 			goto out_enoent;
-		fill_link(fs, &st, (enum snap_view_kind)((ino & 7) - SNAP_LOW_LINK), t);
+		fs_fill_link(fs, &st, (enum snap_view_kind)((ino & 7) - SNAP_LOW_LINK), t);
 		break;
 	case NODE_VALUE:
-		val = find_value_node(s, ino, &view);
+		val = fs_find_value_node(s, ino, &view);
 		if (!val)
 			goto out_enoent;
-		fill_view_dir(fs, &st, ino, s);
+		fs_fill_view_dir(fs, &st, ino, s);
 		break;
 	case NODE_FILE:
 		if (snapshot_find_node(s, ino, &t, &kind)) {
-			fill_task_file(fs, &st, t, kind);
+			fs_fill_task_file(fs, &st, t, kind);
 		} else if ((b = cache_blob_get(fs->cache, ino))) {
-			fill_file(fs, &st, b->ino, b->mtime, b->len);
+			fs_fill_file(fs, &st, b->ino, b->mtime, b->len);
 			blob_put(b);
 		} else {
 			goto out_enoent;
@@ -431,7 +207,7 @@ static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 	const struct snap_task *t;
 	char target[6 + 256];
 
-	if (node_type(ino) != NODE_LINK) {
+	if (fs_node_type(ino) != NODE_LINK) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
@@ -472,8 +248,8 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct snapshot *s;
 	struct blob *b;
 
-	if (node_type(ino) != NODE_FILE) {
-		fuse_reply_err(req, node_type(ino) == NODE_LINK ? EINVAL : EISDIR);
+	if (fs_node_type(ino) != NODE_FILE) {
+		fuse_reply_err(req, fs_node_type(ino) == NODE_LINK ? EINVAL : EISDIR);
 		return;
 	}
 	s = cache_acquire(fs->cache);
@@ -514,237 +290,7 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_open(req, fi);
 }
 
-/* ---- readdir ---- */
-
-struct dirbuf {
-	char *buf;
-	size_t size, used;
-};
-
-/* Add one entry; false when it does not fit (and nothing was added). */
-static bool dirbuf_add(fuse_req_t req, struct dirbuf *d, bool plus, const char *name,
-		       const struct fuse_entry_param *e, off_t next)
-{
-	size_t room = d->size - d->used, n;
-
-	if (plus)
-		n = fuse_add_direntry_plus(req, d->buf + d->used, room, name, e, next);
-	else
-		n = fuse_add_direntry(req, d->buf + d->used, room, name, &e->attr, next);
-	if (n > room)
-		return false;
-	d->used += n;
-	return true;
-}
-
-static bool add_dots(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool plus, off_t off,
-		     uint64_t self)
-{
-	struct fuse_entry_param e;
-
-	/* ino 0: no attributes and no lookup count for "." and ".." */
-	memset(&e, 0, sizeof(e));
-	e.attr.st_mode = S_IFDIR;
-	if (off < 1) {
-		e.attr.st_ino = self;
-		if (!dirbuf_add(req, d, plus, ".", &e, 1))
-			return false;
-	}
-	if (off < 2) {
-		e.attr.st_ino = SNAP_ROOT_NODEID;
-		if (!dirbuf_add(req, d, plus, "..", &e, 2))
-			return false;
-	}
-	return true;
-}
-
-static void readdir_root(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool plus, off_t off)
-{
-	struct snapshot *s = cache_acquire(fs->cache);
-	struct fuse_entry_param e;
-
-	if (add_dots(req, fs, d, plus, off, SNAP_ROOT_NODEID)) {
-		/* cookies are keys: a listing that changes between calls neither
-		 * repeats nor skips the names that stayed */
-		for (size_t i = snapshot_seek(s, (uint64_t)off); i < s->ntasks; i++) {
-			const struct snap_task *t = &s->tasks[i];
-
-			memset(&e, 0, sizeof(e));
-			fill_dir(fs, &e.attr, snap_dir_nodeid(t->key), t->mtime, 0);
-			fill_entry(&e, snap_dir_nodeid(t->key), FS_CACHE_TIMEOUT);
-			if (!dirbuf_add(req, d, plus, snap_task_id(s, t), &e,
-					(off_t)(t->key + SNAP_DIR_OFFSET)))
-				break;
-		}
-	}
-	snapshot_put(s);
-	fuse_reply_buf(req, d->buf, d->used);
-}
-
-static void readdir_task(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool plus, uint64_t ino,
-			 off_t off)
-{
-	uint64_t counted[SNAP_NKINDS];
-	struct fuse_entry_param e;
-	const struct snap_task *t;
-	size_t ncounted = 0, prev_used;
-
-	cache_lock(fs->cache);
-	t = snapshot_find_key(cache_current_locked(fs->cache), snap_dir_key(ino));
-	if (!t) {
-		cache_unlock(fs->cache);
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	if (add_dots(req, fs, d, plus, off, ino)) {
-		for (int k = 0; k < SNAP_NKINDS; k++) {
-			if (!t->file[k].nodeid || SNAP_DIR_OFFSET + k <= off)
-				continue;
-			memset(&e, 0, sizeof(e));
-			fill_task_file(fs, &e.attr, t, (enum snap_kind)k);
-			fill_entry(&e, t->file[k].nodeid, FS_CACHE_TIMEOUT);
-			prev_used = d->used;
-			if (!dirbuf_add(req, d, plus, snap_file_names[k], &e, SNAP_DIR_OFFSET + k))
-				break;
-			if (!plus)
-				continue;
-			/* readdirplus hands out node ids: count them like lookups */
-			if (cache_ref_locked(fs->cache, e.ino, 1) < 0) {
-				d->used = prev_used;
-				break;
-			}
-			counted[ncounted++] = e.ino;
-		}
-	}
-	cache_unlock(fs->cache);
-	if (fuse_reply_buf(req, d->buf, d->used) < 0)
-		for (size_t i = 0; i < ncounted; i++)
-			cache_forget(fs->cache, counted[i], 1);
-}
-
-static void readdir_view_root(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool plus,
-			      uint64_t ino, off_t off)
-{
-	struct snapshot *s = cache_acquire(fs->cache);
-	const struct snap_view *v = &s->view[snapshot_view_of(ino)];
-	struct fuse_entry_param e;
-
-	if (add_dots(req, fs, d, plus, off, ino)) {
-		size_t first = snapshot_seek_value(s, snapshot_view_of(ino), (uint64_t)off);
-
-		for (size_t i = first; i < v->nvalues; i++) {
-			const struct snap_value *val = &v->values[i];
-
-			memset(&e, 0, sizeof(e));
-			fill_view_dir(fs, &e.attr, snap_value_nodeid(val->vkey), s);
-			fill_entry(&e, snap_value_nodeid(val->vkey), FS_CACHE_TIMEOUT);
-			if (!dirbuf_add(req, d, plus, s->arena + val->name_off, &e,
-					(off_t)(val->vkey + SNAP_DIR_OFFSET)))
-				break;
-		}
-	}
-	snapshot_put(s);
-	fuse_reply_buf(req, d->buf, d->used);
-}
-
-static void readdir_value(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool plus, uint64_t ino,
-			  off_t off)
-{
-	struct snapshot *s = cache_acquire(fs->cache);
-	const struct snap_value *val;
-	enum snap_view_kind view;
-	struct fuse_entry_param e;
-
-	val = find_value_node(s, ino, &view);
-	if (!val) {
-		snapshot_put(s);
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	if (add_dots(req, fs, d, plus, off, ino)) {
-		const uint32_t *m = s->view[view].members + val->first;
-		size_t lo = 0, hi = val->count;
-
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-
-			if (s->tasks[m[mid]].key + SNAP_DIR_OFFSET <= (uint64_t)off)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		for (size_t i = lo; i < val->count; i++) {
-			const struct snap_task *t = &s->tasks[m[i]];
-
-			memset(&e, 0, sizeof(e));
-			fill_link(fs, &e.attr, view, t);
-			fill_entry(&e, snap_link_nodeid(t->key, view), FS_CACHE_TIMEOUT);
-			if (!dirbuf_add(req, d, plus, snap_task_id(s, t), &e,
-					(off_t)(t->key + SNAP_DIR_OFFSET)))
-				break;
-		}
-	}
-	snapshot_put(s);
-	fuse_reply_buf(req, d->buf, d->used);
-}
-
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
-{
-	struct fs *fs = fs_of(req);
-	struct dirbuf d = { .size = size };
-
-	enum node_type type = node_type(ino);
-
-	if (type != NODE_ROOT && type != NODE_VIEW_ROOT && type != NODE_TASK &&
-	    type != NODE_VALUE) {
-		fuse_reply_err(req, ENOTDIR);
-		return;
-	}
-	d.buf = malloc(size ? size : 1);
-	if (!d.buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	if (type == NODE_ROOT)
-		readdir_root(req, fs, &d, plus, off);
-	else if (type == NODE_VIEW_ROOT)
-		readdir_view_root(req, fs, &d, plus, ino, off);
-	else if (type == NODE_VALUE)
-		readdir_value(req, fs, &d, plus, ino, off);
-	else
-		readdir_task(req, fs, &d, plus, ino, off);
-	free(d.buf);
-}
-
-static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
-{
-	do_readdir(req, ino, size, off, false);
-}
-
-static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			   struct fuse_file_info *fi)
-{
-	do_readdir(req, ino, size, off, true);
-}
-
-/* ---- the rest ---- */
-
-static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
-{
-	struct snapshot *s = cache_acquire(fs_of(req)->cache);
-	struct statvfs sv;
-
-	memset(&sv, 0, sizeof(sv));
-	sv.f_bsize = 4096;
-	sv.f_frsize = 4096;
-	sv.f_blocks = (s->arena_len + 4095) / 4096;
-	sv.f_files = 2 + s->ntasks * (1 + SNAP_NKINDS);
-	sv.f_namemax = 255;
-	sv.f_flag = ST_RDONLY;
-	snapshot_put(s);
-	fuse_reply_statfs(req, &sv);
-}
+/* ---- init and the operation table ---- */
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
@@ -765,73 +311,6 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
-}
-
-static void fs_erofs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-			     struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_erofs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-			   dev_t rdev)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_erofs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_erofs_name(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_erofs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_erofs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-			    fuse_ino_t newparent, const char *newname, unsigned int flags)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_erofs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_erofs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-			   struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_erofs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-			    struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_erofs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-			      size_t size, int flags)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_erofs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_erofs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
-			       struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, EROFS);
 }
 
 static const struct fuse_lowlevel_ops fs_lowlevel_ops = {

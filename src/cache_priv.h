@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef INGESTFS_CACHE_PRIV_H
+#define INGESTFS_CACHE_PRIV_H
+
+/*
+ * Internals of the cache, shared by cache.c (the current snapshot, lookup
+ * counts, swap and publish), refresh.c (fetch, retry policy, the refresher
+ * thread) and status.c (.status); nothing else includes this.  Who may
+ * touch a field of struct cache is said where it is declared: fields set
+ * at creation are read-only afterwards; the refresher's fields belong to
+ * whichever thread publishes (cache_first_fetch and cache_publish_body
+ * before cache_start, the refresher thread after); the rest are under
+ * c->lock, which is never held across a fetch, a parse or a kernel
+ * notification.  c->current holds one reference, dropped by the next swap
+ * or by cache_free(); retained blobs belong to c->nodes.
+ */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "cache.h"
+
+struct api;
+struct http_client;
+
+struct cache {
+	/* set at creation, then read-only */
+	char *api_url;
+	char *endpoint;
+	double ttl; /* s */
+	uint64_t hash_key[2];
+	struct http_client *http;
+	struct api *api;
+	atomic_bool stopping;
+	int wake[2]; /* pipe: a byte asks the refresher to look at its flags */
+	pthread_t thread;
+	bool started;
+	struct cache_notify notify;
+
+	/* refresher thread only */
+	struct snap_ctx ctx;
+	uint64_t body_hash;    /* of the answer behind the current snapshot */
+	uint64_t pending_hash; /* of the answer behind the snapshot being swapped in */
+	bool body_hash_set;
+	size_t warned_skipped; /* what the last warnings said */
+	size_t warned_duplicates;
+	int64_t warned_total; /* -1: no mismatch warned */
+
+	pthread_mutex_t lock;
+	/* under lock */
+	struct snapshot *current;
+	struct nodes *nodes;
+	uint64_t generation;	     /* snapshots swapped in */
+	uint64_t requests;	     /* API requests sent */
+	uint64_t status_seq;	     /* .status versions rendered */
+	time_t last_success;	     /* wall s, 0 = never */
+	time_t last_attempt;	     /* wall s */
+	double next_attempt;	     /* monotonic s */
+	unsigned int failures;	     /* consecutive */
+	unsigned int recovered_from; /* failures before the last swap */
+	char last_error[192];	     /* "" = none */
+	size_t last_changes;	     /* notifications of the last swap */
+};
+
+static inline double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- cache.c, for refresh.c ---- */
+
+/* cache_publish - swap @next in, taking its reference; 0, or -ENOMEM keeping the old one */
+int cache_publish(struct cache *c, struct snapshot *next);
+/* cache_mark_success_locked - a refresh succeeded: health and generation; c->lock held */
+void cache_mark_success_locked(struct cache *c);
+/* cache_log_recovery - log the end of an outage; from the publishing thread, no lock */
+void cache_log_recovery(struct cache *c, const struct snapshot *s);
+
+/* ---- refresh.c, for status.c ---- */
+
+/* cache_total_mismatch - the answer's total_items disagrees with its items (paging?) */
+bool cache_total_mismatch(const struct snapshot *s);
+
+#endif

@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: MIT
+/* The refresher: fetch, retry policy and backoff, and the thread that runs them. */
+#include "cache_priv.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "log.h"
+
+#define CACHE_MAX_BACKOFF     300.0  /* s: retries never wait longer... */
+#define CACHE_MAX_RETRY_AFTER 3600.0 /* s: ...unless the server asks, up to this */
+
+/* ---- one refresh ---- */
+
+static double backoff_delay(double ttl, unsigned int failures, long retry_after)
+{
+	double d = ttl;
+
+	if (failures > 0) {
+		d = ttl * pow(2.0, (double)(failures - 1));
+		if (d > CACHE_MAX_BACKOFF)
+			d = CACHE_MAX_BACKOFF;
+		if (d < ttl)
+			d = ttl;
+	}
+	if (retry_after > 0 && (double)retry_after > d)
+		d = fmin((double)retry_after, CACHE_MAX_RETRY_AFTER);
+	return d;
+}
+
+/* Fetch and parse; 0 with a new snapshot in *@out, else -errno + @err. */
+/*
+ * Fetch and parse.  0 with a new snapshot in *@out, or 0 with *@out NULL
+ * when the answer is byte for byte the one behind the current snapshot
+ * (parsing it again would build the same snapshot); else -errno + @err.
+ */
+static int cache_fetch(struct cache *c, struct snapshot **out, time_t stamp, long *retry_after,
+		       char *err, size_t errlen)
+{
+	struct api_result res;
+	struct snapshot *prev;
+	char perr[160];
+	time_t now = time(NULL);
+	uint64_t hash;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	c->requests++;
+	c->last_attempt = now;
+	prev = c->current ? snapshot_get(c->current) : NULL;
+	pthread_mutex_unlock(&c->lock);
+
+	*retry_after = -1;
+	ret = api_fetch_tasks(c->api, now, &res);
+	log_debug("GET %s: status %ld, %zu bytes, %.0f ms", c->endpoint, res.resp.status,
+		  res.resp.len, res.resp.ms);
+	if (ret < 0) {
+		*retry_after = res.resp.retry_after;
+		snprintf(err, errlen, "%s", res.error);
+		goto out;
+	}
+	hash = snapshot_body_hash(c->hash_key, res.resp.body, res.resp.len);
+	if (prev && c->body_hash_set && hash == c->body_hash) {
+		*out = NULL;
+		goto out;
+	}
+	c->ctx.now = stamp ? stamp : now;
+	ret = snapshot_parse(res.resp.body, res.resp.len, prev, &c->ctx, out, perr, sizeof(perr));
+	if (ret < 0) {
+		snprintf(err, errlen, "unusable answer: %s", perr);
+		goto out;
+	}
+	/* taken as the current answer's once the swap succeeds */
+	c->pending_hash = hash;
+out:
+	api_result_free(&res);
+	snapshot_put(prev);
+	return ret;
+}
+
+bool cache_total_mismatch(const struct snapshot *s)
+{
+	return s->stats.total_items >= 0 && (size_t)s->stats.total_items != s->stats.items;
+}
+
+/* Log odd answers once per change, not on every refresh. */
+static void log_snapshot_warnings(struct cache *c, const struct snapshot *s)
+{
+	const struct snap_stats *st = &s->stats;
+
+	if (st->skipped && st->skipped != c->warned_skipped)
+		log_warn("skipped %zu item(s) without a usable id, e.g. %s", st->skipped,
+			 st->examples);
+	if (st->duplicates && st->duplicates != c->warned_duplicates)
+		log_warn("ignored %zu item(s) repeating an earlier id", st->duplicates);
+	if (cache_total_mismatch(s) && st->total_items != c->warned_total)
+		log_warn("total_items is %lld but items has %zu; the API may be paging",
+			 (long long)st->total_items, st->items);
+	c->warned_skipped = st->skipped;
+	c->warned_duplicates = st->duplicates;
+	c->warned_total = cache_total_mismatch(s) ? st->total_items : -1;
+}
+
+static void cache_refresh(struct cache *c)
+{
+	struct snapshot *next = NULL;
+	char err[192];
+	long retry_after;
+	double t0 = mono_now(), delay;
+	int ret;
+
+	ret = cache_fetch(c, &next, 0, &retry_after, err, sizeof(err));
+	if (ret == -ECANCELED)
+		return;
+	if (ret == 0 && !next) {
+		/* the same answer again: the current snapshot stands, confirmed */
+		pthread_mutex_lock(&c->lock);
+		cache_mark_success_locked(c);
+		log_debug(
+			"refresh: %zu tasks, generation %llu, 0 changes, %.0f ms, answer unchanged",
+			c->current->ntasks, (unsigned long long)c->generation,
+			(mono_now() - t0) * 1e3);
+		pthread_mutex_unlock(&c->lock);
+		cache_log_recovery(c, c->current);
+		return;
+	}
+	if (ret == 0 && cache_publish(c, next) < 0) {
+		ret = -ENOMEM;
+		snprintf(err, sizeof(err), "out of memory keeping replaced files; not swapped");
+	}
+	if (ret == 0) {
+		c->body_hash = c->pending_hash;
+		c->body_hash_set = true;
+		pthread_mutex_lock(&c->lock);
+		log_debug("refresh: %zu tasks, generation %llu, %zu changes, %.0f ms", next->ntasks,
+			  (unsigned long long)c->generation, c->last_changes,
+			  (mono_now() - t0) * 1e3);
+		pthread_mutex_unlock(&c->lock);
+		log_snapshot_warnings(c, next);
+		return;
+	}
+
+	pthread_mutex_lock(&c->lock);
+	/* one line when the outage starts, one when it ends: not one per attempt */
+	if (c->failures == 0)
+		log_warn("refresh failed: %s; serving data from %lld s ago", err,
+			 (long long)(time(NULL) - c->last_success));
+	else if (strcmp(c->last_error, err) != 0)
+		log_debug("refresh still failing, now: %s", err);
+	c->failures++;
+	snprintf(c->last_error, sizeof(c->last_error), "%s", err);
+	delay = backoff_delay(c->ttl, c->failures, retry_after);
+	c->next_attempt = mono_now() + delay;
+	pthread_mutex_unlock(&c->lock);
+}
+
+int cache_first_fetch(struct cache *c, char *err, size_t errlen)
+{
+	struct timespec now;
+	struct snapshot *s;
+	char why[192];
+	long retry_after;
+	time_t stamp;
+	int ret;
+
+	/*
+	 * The first snapshot's files are stamped with the next whole second,
+	 * and we wait for it: a previous mount served only stamps up to the
+	 * second it started in, so a remount can never show changed content
+	 * with an old file's size and mtime (rsync compares whole seconds).
+	 */
+	clock_gettime(CLOCK_REALTIME, &now);
+	stamp = now.tv_sec + 1;
+	ret = cache_fetch(c, &s, stamp, &retry_after, why, sizeof(why));
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot load tasks from %s%s: %s", c->api_url, c->endpoint,
+			 why);
+		return ret;
+	}
+	/* bounded by the monotonic clock, in case the wall clock steps back */
+	for (double limit = mono_now() + 1.1; mono_now() < limit;) {
+		struct timespec wait;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (now.tv_sec >= stamp)
+			break;
+		wait.tv_sec = 0;
+		wait.tv_nsec = 1000000000L - now.tv_nsec;
+		nanosleep(&wait, NULL);
+	}
+	if (cache_publish(c, s) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	c->body_hash = c->pending_hash;
+	c->body_hash_set = true;
+	log_snapshot_warnings(c, s);
+	return 0;
+}
+
+/* ---- the refresher thread ---- */
+
+static void drain_wake(struct cache *c)
+{
+	char buf[64];
+
+	while (read(c->wake[0], buf, sizeof(buf)) > 0)
+		;
+}
+
+static void *cache_thread(void *arg)
+{
+	struct cache *c = arg;
+
+	while (!atomic_load(&c->stopping)) {
+		struct pollfd pfd = { .fd = c->wake[0], .events = POLLIN };
+		double wait;
+		bool failing;
+		int ms;
+
+		pthread_mutex_lock(&c->lock);
+		wait = c->next_attempt - mono_now();
+		failing = c->failures > 0;
+		pthread_mutex_unlock(&c->lock);
+		if (wait > 0) {
+			ms = (int)ceil(fmin(wait, 3600.0) * 1000);
+			if (poll(&pfd, 1, ms) <= 0)
+				continue; /* re-check the deadline: it may be later now */
+			drain_wake(c);
+			if (atomic_load(&c->stopping))
+				break;
+			if (failing) {
+				/* SIGHUP does not override the backoff or Retry-After */
+				log_debug("refresh requested; waiting for the retry time");
+				continue;
+			}
+			log_debug("refresh requested");
+		}
+		cache_refresh(c);
+	}
+	if (c->notify.stopped)
+		c->notify.stopped(c->notify.stop_arg);
+	return NULL;
+}
+
+int cache_start(struct cache *c, const struct cache_notify *n)
+{
+	sigset_t all, old;
+	int ret;
+
+	c->notify = *n;
+	/* signals belong to the FUSE loop's thread, not to the refresher */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	ret = pthread_create(&c->thread, NULL, cache_thread, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret)
+		return -ret;
+	c->started = true;
+	return 0;
+}
+
+void cache_refresh_now(struct cache *c)
+{
+	int saved = errno;
+
+	if (write(c->wake[1], "r", 1) < 0) {
+		/* the pipe is full: a wake-up is already pending */
+	}
+	errno = saved;
+}
+
+void cache_request_stop(struct cache *c)
+{
+	atomic_store(&c->stopping, true);
+	cache_refresh_now(c);
+}
+
+void cache_stop(struct cache *c)
+{
+	if (!c->started)
+		return;
+	cache_request_stop(c);
+	pthread_join(c->thread, NULL);
+	c->started = false;
+}

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MIT
+/* The .status file: the cache's health, rendered afresh for every lookup. */
+#include "cache_priv.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static void fmt_time(char *buf, size_t len, time_t t)
+{
+	struct tm tm;
+
+	if (t == 0 || !gmtime_r(&t, &tm))
+		snprintf(buf, len, "never");
+	else
+		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int status_render(struct cache *c, char *buf, size_t len)
+{
+	const struct snapshot *s = c->current;
+	char succ[32], att[32], next[32], warning[96] = "none";
+	time_t now = time(NULL);
+	double until = c->next_attempt - mono_now();
+
+	if (s && cache_total_mismatch(s))
+		snprintf(warning, sizeof(warning),
+			 "total_items is %lld but items has %zu (paging?)",
+			 (long long)s->stats.total_items, s->stats.items);
+	fmt_time(succ, sizeof(succ), c->last_success);
+	fmt_time(att, sizeof(att), c->last_attempt);
+	fmt_time(next, sizeof(next), now + (time_t)ceil(until > 0 ? until : 0));
+	return snprintf(buf, len,
+			"api_url: %s\n"
+			"endpoint: %s\n"
+			"ttl: %g\n"
+			"tasks: %zu\n"
+			"generation: %llu\n"
+			"requests: %llu\n"
+			"last_success: %s\n"
+			"last_attempt: %s\n"
+			"age_seconds: %lld\n"
+			"last_error: %s\n"
+			"consecutive_failures: %u\n"
+			"next_attempt: %s\n"
+			"items: %zu\n"
+			"total_items: %lld\n"
+			"skipped_items: %zu\n"
+			"duplicate_ids: %zu\n"
+			"warning: %s\n"
+			"retained_versions: %zu\n",
+			c->api_url, c->endpoint, c->ttl, s ? s->ntasks : 0,
+			(unsigned long long)c->generation, (unsigned long long)c->requests, succ,
+			att, (long long)(c->last_success ? now - c->last_success : -1),
+			c->last_error[0] ? c->last_error : "none", c->failures,
+			c->started ? next : "never", s ? s->stats.items : 0,
+			(long long)(s ? s->stats.total_items : -1), s ? s->stats.skipped : 0,
+			s ? s->stats.duplicates : 0, warning, nodes_blobs(c->nodes));
+}
+
+struct blob *cache_status_blob(struct cache *c, uint64_t *nodeid)
+{
+	char text[2048];
+	struct blob *b;
+	int len;
+
+	pthread_mutex_lock(&c->lock);
+	len = status_render(c, text, sizeof(text));
+	if (len < 0 || (size_t)len >= sizeof(text))
+		len = (int)strlen(text);
+	b = blob_new(SNAP_STATUS_INO, time(NULL), text, (size_t)len);
+	if (!b)
+		goto out_unlock;
+	*nodeid = SNAP_STATUS_NODEID_BASE + c->status_seq++;
+	if (nodes_ref(c->nodes, *nodeid, 1) < 0) {
+		blob_put(b);
+		b = NULL;
+		goto out_unlock;
+	}
+	nodes_set_blob(c->nodes, *nodeid, blob_get(b));
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	return b;
+}
