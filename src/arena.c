@@ -33,4 +33,3 @@ int64_t arena_add(struct arena *a, const char *data, size_t len, bool nl)
 	a->len++;
 	return (int64_t)off;
 }
-

@@ -206,7 +206,7 @@ static void cache_notify_changes(struct cache *c, const struct snapshot *old,
 {
 	struct inval_echo e = { .n = &c->notify };
 	struct snap_diff_ops ops = { echo_entry, echo_inode };
-	size_t changes = snapshot_diff(old, next, c->hash_key, &ops, &e);
+	size_t changes = diff_snapshots(old, next, c->hash_key, &ops, &e);
 
 	if (e.len && !atomic_load(&c->stopping)) {
 		struct timespec pause = { 0, 20 * 1000 * 1000 };
@@ -257,7 +257,7 @@ int cache_publish(struct cache *c, struct snapshot *next)
 	pthread_mutex_unlock(&c->lock);
 	/* only the refresher swaps, so @old stays current until we do */
 	if (old)
-		snapshot_for_each_gone(old, next, gone_add, &gone);
+		diff_for_each_gone(old, next, gone_add, &gone);
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < gone.n && !gone.oom; i++) {

@@ -92,14 +92,14 @@ static size_t diff_membership(const struct snapshot *old, const struct snap_task
 	if (ov && nv && olen == nlen && memcmp(ov, nv, olen) == 0)
 		return 0;
 	if (ov) {
-		uint64_t vk = snapshot_value_hash(hash_key, view, ov, olen);
+		uint64_t vk = view_value_hash(hash_key, view, ov, olen);
 
 		ops->entry(arg, snap_value_nodeid(vk), id, t->id_len);
 		touch(tv, vk);
 		calls++;
 	}
 	if (nv) {
-		uint64_t vk = snapshot_value_hash(hash_key, view, nv, nlen);
+		uint64_t vk = view_value_hash(hash_key, view, nv, nlen);
 
 		ops->entry(arg, snap_value_nodeid(vk), id, t->id_len);
 		touch(tv, vk);
@@ -171,8 +171,8 @@ static size_t diff_view(const struct snapshot *old, const struct snapshot *new,
 	return calls;
 }
 
-size_t snapshot_diff(const struct snapshot *old, const struct snapshot *new,
-		     const uint64_t hash_key[2], const struct snap_diff_ops *ops, void *arg)
+size_t diff_snapshots(const struct snapshot *old, const struct snapshot *new,
+		      const uint64_t hash_key[2], const struct snap_diff_ops *ops, void *arg)
 {
 	size_t i = 0, j = 0, calls = 0;
 	bool root = false;
@@ -206,10 +206,10 @@ size_t snapshot_diff(const struct snapshot *old, const struct snapshot *new,
 	return calls;
 }
 
-void snapshot_for_each_gone(const struct snapshot *old, const struct snapshot *new,
-			    void (*fn)(void *arg, const struct snapshot *old,
-				       const struct snap_node *node),
-			    void *arg)
+void diff_for_each_gone(const struct snapshot *old, const struct snapshot *new,
+			void (*fn)(void *arg, const struct snapshot *old,
+				   const struct snap_node *node),
+			void *arg)
 {
 	size_t i = 0, j = 0;
 

@@ -24,20 +24,20 @@ struct snap_diff_ops {
 };
 
 /*
- * snapshot_diff - report every change from @old to @new through @ops:
+ * diff_snapshots - report every change from @old to @new through @ops:
  * each added, removed or changed name, and each folder whose listing or
  * attributes changed (the root last).  Returns the number of calls.
  */
-size_t snapshot_diff(const struct snapshot *old, const struct snapshot *new,
-		     const uint64_t hash_key[2], const struct snap_diff_ops *ops, void *arg);
+size_t diff_snapshots(const struct snapshot *old, const struct snapshot *new,
+		      const uint64_t hash_key[2], const struct snap_diff_ops *ops, void *arg);
 
 /*
- * snapshot_for_each_gone - call @fn for each file node id of @old that
+ * diff_for_each_gone - call @fn for each file node id of @old that
  * @new no longer has (its content changed or it went away).
  */
-void snapshot_for_each_gone(const struct snapshot *old, const struct snapshot *new,
-			    void (*fn)(void *arg, const struct snapshot *old,
-				       const struct snap_node *node),
-			    void *arg);
+void diff_for_each_gone(const struct snapshot *old, const struct snapshot *new,
+			void (*fn)(void *arg, const struct snapshot *old,
+				   const struct snap_node *node),
+			void *arg);
 
 #endif

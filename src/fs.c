@@ -84,7 +84,7 @@ enum node_type fs_node_type(uint64_t nodeid)
 {
 	if (nodeid == SNAP_ROOT_NODEID)
 		return NODE_ROOT;
-	if (snapshot_view_of(nodeid) >= 0)
+	if (view_of(nodeid) >= 0)
 		return NODE_VIEW_ROOT;
 	if (nodeid < SNAP_FIRST_FILE_NODEID)
 		return NODE_NONE;
@@ -109,7 +109,7 @@ const struct snap_value *fs_find_value_node(const struct snapshot *s, uint64_t n
 {
 	for (int v = 0; v < SNAP_NVIEWS; v++) {
 		const struct snap_value *val =
-			snapshot_find_vkey(s, (enum snap_view_kind)v, snap_dir_key(nodeid));
+			view_find_vkey(s, (enum snap_view_kind)v, snap_dir_key(nodeid));
 
 		if (val) {
 			*view = (enum snap_view_kind)v;
@@ -158,7 +158,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		break;
 	case NODE_VIEW_ROOT:
 		fs_fill_view_dir(fs, &st, ino, s);
-		st.st_nlink += s->view[snapshot_view_of(ino)].nvalues;
+		st.st_nlink += s->view[view_of(ino)].nvalues;
 		break;
 	case NODE_TASK:
 		t = snapshot_find_key(s, snap_dir_key(ino));

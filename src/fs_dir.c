@@ -118,11 +118,11 @@ static void readdir_view_root(fuse_req_t req, struct fs *fs, struct dirbuf *d, b
 			      uint64_t ino, off_t off)
 {
 	struct snapshot *s = cache_acquire(fs->cache);
-	const struct snap_view *v = &s->view[snapshot_view_of(ino)];
+	const struct snap_view *v = &s->view[view_of(ino)];
 	struct fuse_entry_param e;
 
 	if (add_dots(req, fs, d, plus, off, ino)) {
-		size_t first = snapshot_seek_value(s, snapshot_view_of(ino), (uint64_t)off);
+		size_t first = view_seek_value(s, view_of(ino), (uint64_t)off);
 
 		for (size_t i = first; i < v->nvalues; i++) {
 			const struct snap_value *val = &v->values[i];

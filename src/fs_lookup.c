@@ -110,7 +110,7 @@ static void lookup_view_root(fuse_req_t req, struct fs *fs, enum snap_view_kind 
 {
 	struct snapshot *s = cache_acquire(fs->cache);
 	const struct snap_value *v =
-		snapshot_find_value(s, cache_hash_key(fs->cache), view, name, strlen(name));
+		view_find_value(s, cache_hash_key(fs->cache), view, name, strlen(name));
 	struct fuse_entry_param e;
 
 	if (!v) {
@@ -140,7 +140,7 @@ static void lookup_value(fuse_req_t req, struct fs *fs, uint64_t parent, const c
 		return;
 	}
 	t = snapshot_find(s, cache_hash_key(fs->cache), name, strlen(name));
-	if (!t || !snapshot_in_value(s, view, v, t)) {
+	if (!t || !view_has_task(s, view, v, t)) {
 		snapshot_put(s);
 		reply_negative(req);
 		return;
@@ -161,7 +161,7 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		lookup_root(req, fs, name);
 		break;
 	case NODE_VIEW_ROOT:
-		lookup_view_root(req, fs, (enum snap_view_kind)snapshot_view_of(parent), name);
+		lookup_view_root(req, fs, (enum snap_view_kind)view_of(parent), name);
 		break;
 	case NODE_TASK:
 		lookup_task(req, fs, parent, name);

@@ -23,8 +23,8 @@ static const enum snap_kind view_field[SNAP_NVIEWS] = {
 	[SNAP_VIEW_OPERATION] = SNAP_OPERATION,
 };
 
-uint64_t snapshot_value_hash(const uint64_t hash_key[2], enum snap_view_kind view, const char *name,
-			     size_t len)
+uint64_t view_value_hash(const uint64_t hash_key[2], enum snap_view_kind view, const char *name,
+			 size_t len)
 {
 	unsigned char buf[1 + 256];
 
@@ -66,7 +66,7 @@ static int view_pair_cmp(const void *a, const void *b)
 }
 
 int view_build(struct snapshot *s, struct arena *a, const uint64_t hash_key[2],
-		      enum snap_view_kind view)
+	       enum snap_view_kind view)
 {
 	struct snap_view *v = &s->view[view];
 	struct view_pair *pairs;
@@ -85,7 +85,7 @@ int view_build(struct snapshot *s, struct arena *a, const uint64_t hash_key[2],
 
 		if (!val)
 			continue;
-		pairs[n].vkey = snapshot_value_hash(hash_key, view, val, len);
+		pairs[n].vkey = view_value_hash(hash_key, view, val, len);
 		pairs[n].task = (uint32_t)i;
 		n++;
 	}
@@ -127,15 +127,15 @@ out:
 	return ret;
 }
 
-int snapshot_view_of(uint64_t nodeid)
+int view_of(uint64_t nodeid)
 {
 	if (nodeid >= SNAP_VIEW_ROOT_NODEID && nodeid < SNAP_VIEW_ROOT_NODEID + SNAP_NVIEWS)
 		return (int)(nodeid - SNAP_VIEW_ROOT_NODEID);
 	return -1;
 }
 
-const struct snap_value *snapshot_find_vkey(const struct snapshot *s, enum snap_view_kind view,
-					    uint64_t vkey)
+const struct snap_value *view_find_vkey(const struct snapshot *s, enum snap_view_kind view,
+					uint64_t vkey)
 {
 	const struct snap_view *v = &s->view[view];
 	size_t lo = LOWER_BOUND(v->values, v->nvalues, vkey, vkey);
@@ -143,20 +143,20 @@ const struct snap_value *snapshot_find_vkey(const struct snapshot *s, enum snap_
 	return lo < v->nvalues && v->values[lo].vkey == vkey ? &v->values[lo] : NULL;
 }
 
-const struct snap_value *snapshot_find_value(const struct snapshot *s, const uint64_t hash_key[2],
-					     enum snap_view_kind view, const char *name, size_t len)
+const struct snap_value *view_find_value(const struct snapshot *s, const uint64_t hash_key[2],
+					 enum snap_view_kind view, const char *name, size_t len)
 {
 	const struct snap_value *v;
 
 	if (!name_valid(name, len))
 		return NULL;
-	v = snapshot_find_vkey(s, view, snapshot_value_hash(hash_key, view, name, len));
+	v = view_find_vkey(s, view, view_value_hash(hash_key, view, name, len));
 	if (v && v->name_len == len && memcmp(s->arena + v->name_off, name, len) == 0)
 		return v;
 	return NULL;
 }
 
-size_t snapshot_seek_value(const struct snapshot *s, enum snap_view_kind view, uint64_t off)
+size_t view_seek_value(const struct snapshot *s, enum snap_view_kind view, uint64_t off)
 {
 	const struct snap_view *v = &s->view[view];
 
@@ -166,12 +166,11 @@ size_t snapshot_seek_value(const struct snapshot *s, enum snap_view_kind view, u
 	return LOWER_BOUND(v->values, v->nvalues, vkey, off - SNAP_DIR_OFFSET + 1);
 }
 
-bool snapshot_in_value(const struct snapshot *s, enum snap_view_kind view,
-		       const struct snap_value *v, const struct snap_task *t)
+bool view_has_task(const struct snapshot *s, enum snap_view_kind view, const struct snap_value *v,
+		   const struct snap_task *t)
 {
 	size_t len;
 	const char *val = view_task_value(s->arena, view, t, &len);
 
 	return val && len == v->name_len && memcmp(val, s->arena + v->name_off, len) == 0;
 }
-

@@ -55,21 +55,20 @@ int view_build(struct snapshot *s, struct arena *a, const uint64_t hash_key[2],
 const char *view_task_value(const char *arena, enum snap_view_kind view, const struct snap_task *t,
 			    size_t *len);
 
-/* snapshot_value_hash - the vkey of @name in @view */
-uint64_t snapshot_value_hash(const uint64_t hash_key[2], enum snap_view_kind view, const char *name,
-			     size_t len);
-/* snapshot_view_of - the view a view root node id (3, 4) names, or -1 */
-int snapshot_view_of(uint64_t nodeid);
-/* snapshot_find_value - the value folder @name of @view, or NULL */
-const struct snap_value *snapshot_find_value(const struct snapshot *s, const uint64_t hash_key[2],
-					     enum snap_view_kind view, const char *name,
-					     size_t len);
-const struct snap_value *snapshot_find_vkey(const struct snapshot *s, enum snap_view_kind view,
-					    uint64_t vkey);
-/* snapshot_seek_value - index of the first value of @view whose readdir cookie is > @off */
-size_t snapshot_seek_value(const struct snapshot *s, enum snap_view_kind view, uint64_t off);
-/* snapshot_in_value - true when task @t belongs to value @v of @view */
-bool snapshot_in_value(const struct snapshot *s, enum snap_view_kind view,
-		       const struct snap_value *v, const struct snap_task *t);
+/* view_value_hash - the vkey of @name in @view */
+uint64_t view_value_hash(const uint64_t hash_key[2], enum snap_view_kind view, const char *name,
+			 size_t len);
+/* view_of - the view a view root node id (3, 4) names, or -1 */
+int view_of(uint64_t nodeid);
+/* view_find_value - the value folder @name of @view, or NULL */
+const struct snap_value *view_find_value(const struct snapshot *s, const uint64_t hash_key[2],
+					 enum snap_view_kind view, const char *name, size_t len);
+const struct snap_value *view_find_vkey(const struct snapshot *s, enum snap_view_kind view,
+					uint64_t vkey);
+/* view_seek_value - index of the first value of @view whose readdir cookie is > @off */
+size_t view_seek_value(const struct snapshot *s, enum snap_view_kind view, uint64_t off);
+/* view_has_task - true when task @t belongs to value @v of @view */
+bool view_has_task(const struct snapshot *s, enum snap_view_kind view, const struct snap_value *v,
+		   const struct snap_task *t);
 
 #endif

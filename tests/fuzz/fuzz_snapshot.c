@@ -46,9 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (snapshot_parse(copy, size, a, &ctx, &b, err, sizeof(err)) < 0)
 		abort();
 	free(copy);
-	if (snapshot_diff(a, b, ctx.hash_key, &ops, &calls) != 0 || calls != 0)
+	if (diff_snapshots(a, b, ctx.hash_key, &ops, &calls) != 0 || calls != 0)
 		abort();
-	snapshot_for_each_gone(a, b, count_gone, &calls);
+	diff_for_each_gone(a, b, count_gone, &calls);
 	if (calls != 0 || a->ntasks != b->ntasks || a->nnodes != b->nnodes)
 		abort();
 	for (size_t i = 0; i < b->ntasks; i++) {
@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	{
 		struct snapshot empty = { .ntasks = 0 };
 
-		snapshot_diff(&empty, b, ctx.hash_key, &ops, &calls);
+		diff_snapshots(&empty, b, ctx.hash_key, &ops, &calls);
 		/* each task's name and its four files, the root, and the views */
 		if (b->ntasks && calls < b->ntasks * (1 + SNAP_NKINDS) + 1)
 			abort();

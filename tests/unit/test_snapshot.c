@@ -312,8 +312,8 @@ static void test_versions(void)
 	if (!a || !b)
 		return;
 	memset(&d, 0, sizeof(d));
-	CHECK(snapshot_diff(a, b, ctx.hash_key, &ops, &d) == 0);
-	snapshot_for_each_gone(a, b, count_gone, &gone);
+	CHECK(diff_snapshots(a, b, ctx.hash_key, &ops, &d) == 0);
+	diff_for_each_gone(a, b, count_gone, &gone);
 	CHECK(gone == 0);
 	CHECK(b->mtime == a->mtime);
 	snapshot_put(b);
@@ -329,7 +329,7 @@ static void test_versions(void)
 		  "{\"id\": \"nots\"}]}",
 		  c);
 	memset(&d, 0, sizeof(d));
-	CHECK(b && c && snapshot_diff(c, b, ctx.hash_key, &ops, &d) == 0);
+	CHECK(b && c && diff_snapshots(c, b, ctx.hash_key, &ops, &d) == 0);
 	CHECK(b && snapshot_find(b, ctx.hash_key, "nots", 4)->mtime == 1000);
 	snapshot_put(c);
 	ctx.now = 1000;
@@ -350,7 +350,7 @@ static void test_versions(void)
 	CHECK(c->mtime > b->mtime);
 
 	memset(&d, 0, sizeof(d));
-	snapshot_diff(b, c, ctx.hash_key, &ops, &d);
+	diff_snapshots(b, c, ctx.hash_key, &ops, &d);
 	/* x: state and raw.json; y and nots removed; z added; root listing;
 	 * .by-state: PENDING went, DELETED and NEW came (3), x left PENDING for
 	 * DELETED (2), y left PENDING, z joined NEW; the four file names of
@@ -361,7 +361,7 @@ static void test_versions(void)
 	/* the root, .by-state, and the PENDING, DELETED and NEW folders */
 	CHECK(d.root == 1 && d.inodes == 5);
 	gone = 0;
-	snapshot_for_each_gone(b, c, count_gone, &gone);
+	diff_for_each_gone(b, c, count_gone, &gone);
 	CHECK(gone == 2 + 3 + 1); /* x's two changed files, y's three, nots' raw.json */
 	snapshot_put(c);
 
@@ -405,27 +405,27 @@ static void test_views(void)
 		return;
 	v = &s->view[SNAP_VIEW_STATE];
 	CHECK(v->nvalues == 2); /* 7, ".hidden" are not safe names or not strings */
-	failed = snapshot_find_value(s, ctx.hash_key, SNAP_VIEW_STATE, "FAILED", 6);
-	done = snapshot_find_value(s, ctx.hash_key, SNAP_VIEW_STATE, "DONE", 4);
+	failed = view_find_value(s, ctx.hash_key, SNAP_VIEW_STATE, "FAILED", 6);
+	done = view_find_value(s, ctx.hash_key, SNAP_VIEW_STATE, "DONE", 4);
 	CHECK(failed && failed->count == 2 && done && done->count == 1);
-	CHECK(snapshot_find_value(s, ctx.hash_key, SNAP_VIEW_STATE, "FAIL", 4) == NULL);
-	CHECK(snapshot_find_value(s, ctx.hash_key, SNAP_VIEW_OPERATION, "FAILED", 6) == NULL);
+	CHECK(view_find_value(s, ctx.hash_key, SNAP_VIEW_STATE, "FAIL", 4) == NULL);
+	CHECK(view_find_value(s, ctx.hash_key, SNAP_VIEW_OPERATION, "FAILED", 6) == NULL);
 	if (failed) {
 		CHECK_STR(s->arena + failed->name_off, "FAILED");
 		for (uint32_t i = 0; i < failed->count; i++) {
 			const struct snap_task *t = &s->tasks[v->members[failed->first + i]];
 
-			CHECK(snapshot_in_value(s, SNAP_VIEW_STATE, failed, t));
+			CHECK(view_has_task(s, SNAP_VIEW_STATE, failed, t));
 			if (i)
 				CHECK(s->tasks[v->members[failed->first + i - 1]].key < t->key);
 		}
-		CHECK(!snapshot_in_value(s, SNAP_VIEW_STATE, failed,
-					 snapshot_find(s, ctx.hash_key, "c", 1)));
+		CHECK(!view_has_task(s, SNAP_VIEW_STATE, failed,
+				     snapshot_find(s, ctx.hash_key, "c", 1)));
 	}
 	CHECK(s->view[SNAP_VIEW_OPERATION].nvalues == 2); /* CREATE, DELETE */
-	CHECK(snapshot_view_of(SNAP_VIEW_ROOT_NODEID) == SNAP_VIEW_STATE);
-	CHECK(snapshot_view_of(SNAP_VIEW_ROOT_NODEID + 1) == SNAP_VIEW_OPERATION);
-	CHECK(snapshot_view_of(SNAP_ROOT_NODEID) == -1);
+	CHECK(view_of(SNAP_VIEW_ROOT_NODEID) == SNAP_VIEW_STATE);
+	CHECK(view_of(SNAP_VIEW_ROOT_NODEID + 1) == SNAP_VIEW_OPERATION);
+	CHECK(view_of(SNAP_ROOT_NODEID) == -1);
 	snapshot_put(s);
 }
 
