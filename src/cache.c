@@ -130,6 +130,8 @@ void cache_forget(struct cache *c, uint64_t nodeid, uint64_t n)
 
 	pthread_mutex_lock(&c->lock);
 	b = nodes_forget(c->nodes, nodeid, n);
+	if (b && snap_is_status_nodeid(nodeid))
+		c->status_blobs--;
 	pthread_mutex_unlock(&c->lock);
 	blob_put(b);
 }
@@ -221,10 +223,12 @@ static void cache_notify_changes(struct cache *c, const struct snapshot *old,
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* A refresh succeeded: health and generation, under the lock. */
-void cache_mark_success_locked(struct cache *c)
+/* A refresh succeeded: health and counters, under the lock. */
+void cache_mark_success_locked(struct cache *c, bool swapped)
 {
-	c->generation++;
+	if (swapped)
+		c->generation++;
+	c->refreshes++;
 	c->recovered_from = c->failures;
 	c->failures = 0;
 	c->last_error[0] = '\0';
@@ -250,7 +254,6 @@ int cache_publish(struct cache *c, struct snapshot *next)
 {
 	struct gone_list gone = { 0 };
 	struct snapshot *old;
-	int ret = 0;
 
 	pthread_mutex_lock(&c->lock);
 	old = c->current;
@@ -284,8 +287,7 @@ int cache_publish(struct cache *c, struct snapshot *next)
 	}
 	c->current = next;
 	/* health changes with the data, so .status never lags what readers see */
-	cache_mark_success_locked(c);
-	next->generation = c->generation;
+	cache_mark_success_locked(c, true);
 	pthread_mutex_unlock(&c->lock);
 	free(gone.v);
 	cache_log_recovery(c, next);
@@ -297,7 +299,7 @@ int cache_publish(struct cache *c, struct snapshot *next)
 	/* parsing left many small blocks free; give the pages back */
 	malloc_trim(0);
 #endif
-	return ret;
+	return 0;
 }
 
 int cache_publish_body(struct cache *c, char *body, size_t len, char *err, size_t errlen)

@@ -55,6 +55,8 @@ struct cache {
 	struct snapshot *current;
 	struct nodes *nodes;
 	uint64_t generation;	     /* snapshots swapped in */
+	uint64_t refreshes;	     /* successful refreshes, changed or not */
+	size_t status_blobs;	     /* .status versions the kernel still holds */
 	uint64_t requests;	     /* API requests sent */
 	uint64_t status_seq;	     /* .status versions rendered */
 	time_t last_success;	     /* wall s, 0 = never */
@@ -78,8 +80,11 @@ static inline double mono_now(void)
 
 /* cache_publish - swap @next in, taking its reference; 0, or -ENOMEM keeping the old one */
 int cache_publish(struct cache *c, struct snapshot *next);
-/* cache_mark_success_locked - a refresh succeeded: health and generation; c->lock held */
-void cache_mark_success_locked(struct cache *c);
+/*
+ * cache_mark_success_locked - a refresh succeeded, and @swapped a new
+ * snapshot in: health and counters; c->lock held
+ */
+void cache_mark_success_locked(struct cache *c, bool swapped);
 /* cache_log_recovery - log the end of an outage; from the publishing thread, no lock */
 void cache_log_recovery(struct cache *c, const struct snapshot *s);
 

@@ -31,14 +31,8 @@ static int hex4(const char *p)
 	return v;
 }
 
-/*
- * cJSON rejects a whole answer for one lone UTF-16 surrogate escape and
- * silently cuts a string at \u0000.  Rewrite both, in place and at the
- * same length, to \u0001: one odd item can then not block every update,
- * and an id holding either is refused as a control character instead of
- * turning into some other, valid name.
- */
-static void fix_escapes(char *b, size_t len)
+/* cJSON rejects a lone surrogate escape and cuts a string at \u0000 */
+void json_repair(char *b, size_t len)
 {
 	bool in_string = false;
 
@@ -307,124 +301,54 @@ static char *json_print(const cJSON *v, bool pretty, const struct numtoks *nt)
 	return b.buf;
 }
 
-/* ---- answers and items ---- */
+/* ---- items ---- */
 
-struct json_answer {
+struct json_item {
 	cJSON *root;
-	const cJSON *items; /* borrowed from root */
-	struct numtoks nt;  /* the number tokens of the body, for exact output */
-	int64_t total_items;
+	struct numtoks nt; /* the item's number tokens, for exact output */
 };
 
-/* An item handle is the cJSON node itself; the type only hides it. */
-static const cJSON *node(const struct json_item *it)
+int json_item_parse(const char *text, size_t len, struct json_item **out)
 {
-	return (const cJSON *)it;
-}
-
-int json_answer_parse(char *body, size_t len, struct json_answer **out, char *err, size_t errlen)
-{
-	struct json_answer *a;
-	const cJSON *total;
+	struct json_item *it = calloc(1, sizeof(*it));
 	size_t next = 0;
 	int ret;
 
-	a = calloc(1, sizeof(*a));
-	if (!a) {
-		snprintf(err, errlen, "out of memory");
+	if (!it)
+		return -ENOMEM;
+	it->root = cJSON_ParseWithLength(text, len);
+	if (!it->root) {
+		/* text scan.c accepted: only memory can be short */
+		free(it);
 		return -ENOMEM;
 	}
-	fix_escapes(body, len);
-	a->root = cJSON_ParseWithLength(body, len);
-	if (!a->root) {
-		snprintf(err, errlen, "response is not valid JSON");
-		ret = -EINVAL;
-		goto out_free;
-	}
-	if (!cJSON_IsObject(a->root)) {
-		snprintf(err, errlen, "response is not a JSON object");
-		ret = -EINVAL;
-		goto out_free;
-	}
-	a->items = cJSON_GetObjectItemCaseSensitive(a->root, "items");
-	if (!cJSON_IsArray(a->items)) {
-		snprintf(err, errlen, "response has no \"items\" array");
-		ret = -EINVAL;
-		goto out_free;
-	}
-	ret = scan_numbers(body, len, &a->nt);
+	ret = scan_numbers(text, len, &it->nt);
 	if (ret < 0) {
-		snprintf(err, errlen,
-			 ret == -E2BIG ? "response too large to index" : "out of memory");
-		goto out_free;
+		json_item_free(it);
+		return ret;
 	}
-	if (!index_numbers(a->root, &next, a->nt.n)) {
+	if (!index_numbers(it->root, &next, it->nt.n)) {
 		/* cannot happen for text cJSON accepted; print doubles then */
-		free(a->nt.v);
-		a->nt.v = NULL;
-		a->nt.n = 0;
+		free(it->nt.v);
+		it->nt.v = NULL;
+		it->nt.n = 0;
 	}
-	total = cJSON_GetObjectItemCaseSensitive(a->root, "total_items");
-	a->total_items = -1;
-	/* only a plain count is believed; a cast of any other double is undefined */
-	if (cJSON_IsNumber(total) && total->valuedouble >= 0 &&
-	    total->valuedouble <= 9007199254740992.0)
-		a->total_items = (int64_t)total->valuedouble;
-	*out = a;
+	*out = it;
 	return 0;
-
-out_free:
-	json_answer_free(a);
-	return ret;
 }
 
-void json_answer_free(struct json_answer *a)
+void json_item_free(struct json_item *it)
 {
-	if (!a)
+	if (!it)
 		return;
-	free(a->nt.v);
-	cJSON_Delete(a->root);
-	free(a);
-}
-
-int64_t json_answer_total_items(const struct json_answer *a)
-{
-	return a->total_items;
-}
-
-size_t json_answer_count(const struct json_answer *a)
-{
-	return (size_t)cJSON_GetArraySize(a->items);
-}
-
-const struct json_item *json_answer_first(const struct json_answer *a)
-{
-	return (const struct json_item *)a->items->child;
-}
-
-const struct json_item *json_item_next(const struct json_item *it)
-{
-	return (const struct json_item *)node(it)->next;
-}
-
-bool json_item_is_object(const struct json_item *it)
-{
-	return cJSON_IsObject(node(it));
-}
-
-const char *json_item_string(const struct json_item *it, const char *key)
-{
-	const cJSON *v;
-
-	if (!cJSON_IsObject(node(it)))
-		return NULL;
-	v = cJSON_GetObjectItemCaseSensitive(node(it), key);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
+	free(it->nt.v);
+	cJSON_Delete(it->root);
+	free(it);
 }
 
 bool json_item_number(const struct json_item *it, const char *key, double *out)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(node(it), key);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(it->root, key);
 
 	if (!cJSON_IsNumber(v))
 		return false;
@@ -432,10 +356,10 @@ bool json_item_number(const struct json_item *it, const char *key, double *out)
 	return true;
 }
 
-int json_item_field(const struct json_answer *a, const struct json_item *it, const char *key,
-		    const char **text, bool *is_string, char **to_free)
+int json_item_field(const struct json_item *it, const char *key, const char **text, bool *is_string,
+		    char **to_free)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(node(it), key);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(it->root, key);
 
 	*text = NULL;
 	*to_free = NULL;
@@ -447,12 +371,28 @@ int json_item_field(const struct json_answer *a, const struct json_item *it, con
 		*text = v->valuestring ? v->valuestring : "";
 		return 0;
 	}
-	*to_free = json_print(v, false, &a->nt);
+	*to_free = json_print(v, false, &it->nt);
 	*text = *to_free;
 	return *to_free ? 0 : -ENOMEM;
 }
 
-char *json_item_print(const struct json_answer *a, const struct json_item *it)
+char *json_item_print(const struct json_item *it)
 {
-	return json_print(node(it), true, &a->nt);
+	return json_print(it->root, true, &it->nt);
+}
+
+int64_t json_count(const char *tok, size_t len)
+{
+	char buf[64];
+	double d;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, tok, len);
+	buf[len] = '\0';
+	d = strtod(buf, NULL);
+	/* only a plain count is believed; a cast of any other double is undefined */
+	if (d >= 0 && d <= 9007199254740992.0)
+		return (int64_t)d;
+	return -1;
 }

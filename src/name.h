@@ -12,13 +12,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* name_utf8_valid - strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF */
-bool name_utf8_valid(const char *s, size_t len);
-
 /*
  * name_valid - true when @name (@len bytes, not NUL-terminated) may be a
  * folder name in the mount: 1 to 255 bytes of strict UTF-8, not starting
- * with '.', no '/', no control character.
+ * with '.', no '/', no C0 or C1 control character or DEL, no U+2028 or
+ * U+2029, and no bidirectional control (U+061C, U+200E, U+200F, U+202A to
+ * U+202E, U+2066 to U+2069).
  */
 bool name_valid(const char *name, size_t len);
 

@@ -98,9 +98,14 @@ static void log_snapshot_warnings(struct cache *c, const struct snapshot *s)
 {
 	const struct snap_stats *st = &s->stats;
 
-	if (st->skipped && st->skipped != c->warned_skipped)
-		log_warn("skipped %zu item(s) without a usable id, e.g. %s", st->skipped,
+	if (st->skipped && st->skipped != c->warned_skipped) {
+		char why[160];
+
+		items_skip_summary(st, why, sizeof(why));
+		log_warn("skipped %zu item(s): %s%s%s; e.g. %s", st->skipped, why,
+			 st->invalid ? "; first defect: " : "", st->invalid ? st->invalid : "",
 			 st->examples);
+	}
 	if (st->duplicates && st->duplicates != c->warned_duplicates)
 		log_warn("ignored %zu item(s) repeating an earlier id", st->duplicates);
 	if (cache_total_mismatch(s) && st->total_items != c->warned_total)
@@ -125,7 +130,7 @@ static void cache_refresh(struct cache *c)
 	if (ret == 0 && !next) {
 		/* the same answer again: the current snapshot stands, confirmed */
 		pthread_mutex_lock(&c->lock);
-		cache_mark_success_locked(c);
+		cache_mark_success_locked(c, false);
 		log_debug(
 			"refresh: %zu tasks, generation %llu, 0 changes, %.0f ms, answer unchanged",
 			c->current->ntasks, (unsigned long long)c->generation,

@@ -10,6 +10,7 @@
 
 #include "arena.h"
 #include "hash.h"
+#include "items.h"
 #include "json.h"
 #include "name.h"
 #include "sorted.h"
@@ -47,66 +48,11 @@ int snapshot_kind(const char *name)
 
 /* ---- building ---- */
 
-struct pending {
-	uint64_t key;
-	uint32_t idx; /* position in items: the first of equal ids wins */
-	const struct json_item *item;
-	const char *id;
-	size_t id_len;
-};
-
-static int pending_cmp(const void *a, const void *b)
-{
-	const struct pending *x = a, *y = b;
-
-	if (x->key != y->key)
-		return x->key < y->key ? -1 : 1;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
 static int node_cmp(const void *a, const void *b)
 {
 	const struct snap_node *x = a, *y = b;
 
 	return x->nodeid < y->nodeid ? -1 : x->nodeid > y->nodeid;
-}
-
-/* Append @s to the examples, escaping anything not printable ASCII. */
-static void note_example(struct snap_stats *st, const char *s, size_t len)
-{
-	size_t used = strlen(st->examples);
-	char *p = st->examples + used;
-	size_t room = sizeof(st->examples) - used;
-
-	if (room < 24)
-		return;
-	if (used)
-		*p++ = ' ', room--;
-	*p++ = '"', room--;
-	for (size_t i = 0; i < len && room > 6; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-			*p++ = (char)c;
-			room--;
-		} else {
-			p += snprintf(p, room, "\\x%02x", c);
-			room -= 4;
-		}
-	}
-	*p++ = '"';
-	*p = '\0';
-}
-
-static void note_skipped(struct snap_stats *st, const struct json_item *item, const char *why)
-{
-	const char *id = json_item_string(item, "id");
-
-	st->skipped++;
-	if (id)
-		note_example(st, id, strlen(id));
-	else
-		note_example(st, why, strlen(why));
 }
 
 static int64_t task_mtime(const struct json_item *item, int64_t fallback)
@@ -125,14 +71,15 @@ static int64_t task_mtime(const struct json_item *item, int64_t fallback)
 	return (int64_t)floor(d);
 }
 
-static const struct snap_task *prev_task(const struct snapshot *prev, const struct pending *p)
+static const struct snap_task *prev_task(const struct snapshot *prev, uint64_t key, const char *id,
+					 size_t len)
 {
 	const struct snap_task *t;
 
 	if (!prev)
 		return NULL;
-	t = snapshot_find_key(prev, p->key);
-	if (t && t->id_len == p->id_len && memcmp(snap_task_id(prev, t), p->id, p->id_len) == 0)
+	t = snapshot_find_key(prev, key);
+	if (t && t->id_len == len && memcmp(snap_task_id(prev, t), id, len) == 0)
 		return t;
 	return NULL;
 }
@@ -247,31 +194,20 @@ static int build_file(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 	return 0;
 }
 
-static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapshot *prev,
-		      const struct json_answer *ans, const struct pending *p, struct snap_task *t)
+static int build_files(struct arena *a, struct snap_ctx *ctx, const struct snapshot *prev,
+		       const struct snap_task *pt, const struct json_item *item,
+		       struct snap_task *t)
 {
 	static const char *const fields[SNAP_RAW] = { "state", "operation", "timestamp" };
-	const struct snap_task *pt = prev_task(prev, p);
-	int64_t grave_mtime = pt ? INT64_MIN : grave_find(ctx, p->key);
-	int64_t off;
+	int64_t grave_mtime = pt ? INT64_MIN : grave_find(ctx, t->key);
 	int ret = 0;
-
-	memset(t, 0, sizeof(*t));
-	t->key = p->key;
-	/* without a usable timestamp the folder keeps the time it was first seen */
-	t->mtime = task_mtime(p->item, pt ? pt->mtime : ctx->now);
-	off = arena_add(a, p->id, p->id_len, false);
-	if (off < 0)
-		return (int)off;
-	t->id_off = (uint32_t)off;
-	t->id_len = (uint32_t)p->id_len;
 
 	for (int k = 0; k < SNAP_RAW && ret == 0; k++) {
 		const char *text;
 		char *to_free;
 		bool is_string;
 
-		ret = json_item_field(ans, p->item, fields[k], &text, &is_string, &to_free);
+		ret = json_item_field(item, fields[k], &text, &is_string, &to_free);
 		if (ret < 0)
 			return ret;
 		if (!text)
@@ -283,7 +219,7 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 		free(to_free);
 	}
 	if (ret == 0) {
-		char *raw = json_item_print(ans, p->item);
+		char *raw = json_item_print(item);
 
 		if (!raw)
 			return -ENOMEM;
@@ -291,6 +227,34 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 				 strlen(raw));
 		free(raw);
 	}
+	return ret;
+}
+
+/* Build task @t from the item @r names, parsed now and freed before returning. */
+static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapshot *prev,
+		      const char *body, const struct item_list *l, const struct item_ref *r,
+		      struct snap_task *t)
+{
+	const char *id = items_id(l, r);
+	const struct snap_task *pt = prev_task(prev, r->key, id, r->id_len);
+	struct json_item *item;
+	int64_t off;
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	t->key = r->key;
+	off = arena_add(a, id, r->id_len, false);
+	if (off < 0)
+		return (int)off;
+	t->id_off = (uint32_t)off;
+	t->id_len = r->id_len;
+	ret = json_item_parse(body + r->off, r->len, &item);
+	if (ret < 0)
+		return ret;
+	/* without a usable timestamp the folder keeps the time it was first seen */
+	t->mtime = task_mtime(item, pt ? pt->mtime : ctx->now);
+	ret = build_files(a, ctx, prev, pt, item, t);
+	json_item_free(item);
 	return ret;
 }
 
@@ -302,44 +266,6 @@ static bool same_listing(const struct snapshot *a, const struct snapshot *b)
 		if (a->tasks[i].key != b->tasks[i].key)
 			return false;
 	return true;
-}
-
-/* Collect the usable items into @pend; returns how many. */
-static size_t collect_items(const struct json_answer *ans, const uint64_t hash_key[2],
-			    struct pending *pend, struct snap_stats *st)
-{
-	const struct json_item *item;
-	size_t n = 0;
-	uint32_t idx = 0;
-
-	for (item = json_answer_first(ans); item; item = json_item_next(item)) {
-		const char *id;
-		size_t len;
-
-		st->items++;
-		idx++;
-		if (!json_item_is_object(item)) {
-			note_skipped(st, item, "(not an object)");
-			continue;
-		}
-		id = json_item_string(item, "id");
-		if (!id) {
-			note_skipped(st, item, "(id not a string)");
-			continue;
-		}
-		len = strlen(id);
-		if (!name_valid(id, len)) {
-			note_skipped(st, item, "");
-			continue;
-		}
-		pend[n].key = snapshot_hash(hash_key, id, len);
-		pend[n].idx = idx;
-		pend[n].item = item;
-		pend[n].id = id;
-		pend[n].id_len = len;
-		n++;
-	}
-	return n;
 }
 
 static int build_nodes(struct snapshot *s)
@@ -364,88 +290,58 @@ static int build_nodes(struct snapshot *s)
 	return 0;
 }
 
-/* A one-line cause for an error of the build steps. */
-static void build_error(int ret, char *err, size_t errlen)
-{
-	snprintf(err, errlen, ret == -E2BIG ? "response too large to index" : "out of memory");
-}
+/* what items.c charges a task for, besides its bytes in the arena */
+_Static_assert(sizeof(struct snap_task) + sizeof(struct item_ref) +
+			       SNAP_NKINDS * sizeof(struct snap_node) +
+			       SNAP_NVIEWS * (sizeof(struct snap_value) + 16 + sizeof(uint32_t)) <=
+		       ITEMS_TASK_COST,
+	       "ITEMS_TASK_COST too small");
 
-/*
- * Build the tasks of @s from the sorted @pend: the first item of each id
- * wins, later ones count as duplicates.  0 or -ENOMEM/-E2BIG.
- */
+/* Build the tasks of @s from the items of @l, in key order.  0 or -errno. */
 static int build_tasks(struct snapshot *s, struct arena *a, struct snap_ctx *ctx,
-		       const struct snapshot *prev, const struct json_answer *ans,
-		       struct pending *pend, size_t n)
+		       const struct snapshot *prev, const char *body, const struct item_list *l)
 {
-	size_t kept = 0;
-	int ret;
+	for (size_t i = 0; i < l->n; i++) {
+		int ret = build_task(a, ctx, prev, body, l, &l->v[i], &s->tasks[i]);
 
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0 && pend[i].key == pend[i - 1].key) {
-			if (pend[i].id_len == pend[i - 1].id_len &&
-			    memcmp(pend[i].id, pend[i - 1].id, pend[i].id_len) == 0) {
-				s->stats.duplicates++;
-			} else {
-				/* a 59-bit keyed hash collision: astronomically rare */
-				s->stats.skipped++;
-				note_example(&s->stats, pend[i].id, pend[i].id_len);
-			}
-			/* keep comparing against the first of the run */
-			pend[i] = pend[i - 1];
-			continue;
-		}
-		ret = build_task(a, ctx, prev, ans, &pend[i], &s->tasks[kept]);
 		if (ret < 0)
 			return ret;
-		kept++;
+		s->ntasks = i + 1;
 	}
-	s->ntasks = kept;
 	return 0;
 }
 
 int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct snap_ctx *ctx,
 		   struct snapshot **out, char *err, size_t errlen)
 {
-	struct json_answer *ans;
-	struct pending *pend = NULL;
+	struct item_list l = { 0 };
 	struct arena a = { 0 };
 	struct snapshot *s;
-	size_t n;
-	int ret;
+	int ret = -ENOMEM;
 
-	ret = json_answer_parse(body, len, &ans, err, errlen);
-	if (ret < 0)
-		return ret;
-	ret = -ENOMEM;
 	s = calloc(1, sizeof(*s));
-	if (!s)
-		goto out_nomem;
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	atomic_init(&s->refs, 1);
-	s->stats.total_items = json_answer_total_items(ans);
-
-	n = json_answer_count(ans);
-	pend = malloc(sizeof(*pend) * (n + 1));
-	if (!pend)
+	ret = items_collect(body, len, ctx->hash_key, &l, &s->stats, err, errlen);
+	if (ret < 0)
 		goto out_free_snap;
-	n = collect_items(ans, ctx->hash_key, pend, &s->stats);
-	qsort(pend, n, sizeof(*pend), pending_cmp);
-
-	s->tasks = malloc(sizeof(*s->tasks) * (n + 1));
+	ret = -ENOMEM;
+	s->tasks = malloc(sizeof(*s->tasks) * (l.n + 1));
 	if (!s->tasks)
-		goto out_free_snap;
-	/* the files take about as much as the answer: size the arena once */
-	a.cap = len + len / 4 + 65536;
+		goto out_nomem;
+	/* sized once, from the scan's bounds: pages never written cost nothing */
+	a.cap = l.arena + 1;
 	a.buf = malloc(a.cap);
 	if (!a.buf)
-		goto out_free_snap;
-	ret = build_tasks(s, &a, ctx, prev, ans, pend, n);
+		goto out_nomem;
+	ret = build_tasks(s, &a, ctx, prev, body, &l);
 	for (int v = 0; v < SNAP_NVIEWS && ret == 0; v++)
 		ret = view_build(s, &a, ctx->hash_key, (enum snap_view_kind)v);
-	if (ret < 0) {
-		build_error(ret, err, errlen);
-		goto out_free_snap;
-	}
+	if (ret < 0)
+		goto out_nomem;
 	s->arena = a.buf;
 	s->arena_len = a.len;
 	a.buf = NULL;
@@ -457,7 +353,7 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 	}
 	if (build_nodes(s) < 0) {
 		ret = -ENOMEM;
-		goto out_free_snap;
+		goto out_nomem;
 	}
 
 	s->mtime = ctx->now;
@@ -469,19 +365,16 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 			s->mtime = prev->mtime + 1;
 	}
 	grave_update(ctx, prev, s);
-	free(pend);
-	json_answer_free(ans);
+	items_free(&l);
 	*out = s;
 	return 0;
 
-out_free_snap:
-	snapshot_put(s);
 out_nomem:
-	if (ret == -ENOMEM)
-		snprintf(err, errlen, "out of memory");
+	snprintf(err, errlen, ret == -E2BIG ? "response too large to index" : "out of memory");
+out_free_snap:
 	free(a.buf);
-	free(pend);
-	json_answer_free(ans);
+	items_free(&l);
+	snapshot_put(s);
 	return ret;
 }
 

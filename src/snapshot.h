@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "items.h"
 #include "view.h"
 
 /*
@@ -68,6 +69,12 @@ static inline uint64_t snap_value_nodeid(uint64_t vkey)
 	return SNAP_DIR_BIT | (vkey << 3) | SNAP_LOW_VALUE;
 }
 
+/* true for the node ids of .status versions */
+static inline bool snap_is_status_nodeid(uint64_t nodeid)
+{
+	return nodeid >= SNAP_STATUS_NODEID_BASE && nodeid < SNAP_DIR_BIT;
+}
+
 static inline uint64_t snap_dir_key(uint64_t nodeid)
 {
 	return (nodeid & ~SNAP_DIR_BIT) >> 3;
@@ -99,17 +106,8 @@ struct snap_node {
 	uint32_t kind;
 };
 
-struct snap_stats {
-	size_t items;	     /* entries in the items array */
-	size_t skipped;	     /* items without a usable id */
-	size_t duplicates;   /* items whose id came earlier */
-	int64_t total_items; /* as the API said, -1 if absent */
-	char examples[160];  /* a few skipped ids, escaped, for the log */
-};
-
 struct snapshot {
 	atomic_uint refs;
-	uint64_t generation; /* set by the cache before publishing */
 	int64_t mtime;	     /* s; root folder: when this listing was first seen */
 	int64_t views_mtime; /* s; view folders: when the first snapshot was built */
 	size_t ntasks;

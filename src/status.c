@@ -21,7 +21,7 @@ static void fmt_time(char *buf, size_t len, time_t t)
 static int status_render(struct cache *c, char *buf, size_t len)
 {
 	const struct snapshot *s = c->current;
-	char succ[32], att[32], next[32], warning[96] = "none";
+	char succ[32], att[32], next[32], warning[96] = "none", skips[160] = "none";
 	time_t now = time(NULL);
 	double until = c->next_attempt - mono_now();
 
@@ -29,6 +29,8 @@ static int status_render(struct cache *c, char *buf, size_t len)
 		snprintf(warning, sizeof(warning),
 			 "total_items is %lld but items has %zu (paging?)",
 			 (long long)s->stats.total_items, s->stats.items);
+	if (s)
+		items_skip_summary(&s->stats, skips, sizeof(skips));
 	fmt_time(succ, sizeof(succ), c->last_success);
 	fmt_time(att, sizeof(att), c->last_attempt);
 	fmt_time(next, sizeof(next), now + (time_t)ceil(until > 0 ? until : 0));
@@ -38,6 +40,7 @@ static int status_render(struct cache *c, char *buf, size_t len)
 			"ttl: %g\n"
 			"tasks: %zu\n"
 			"generation: %llu\n"
+			"refreshes: %llu\n"
 			"requests: %llu\n"
 			"last_success: %s\n"
 			"last_attempt: %s\n"
@@ -48,16 +51,19 @@ static int status_render(struct cache *c, char *buf, size_t len)
 			"items: %zu\n"
 			"total_items: %lld\n"
 			"skipped_items: %zu\n"
+			"skipped_why: %s\n"
 			"duplicate_ids: %zu\n"
 			"warning: %s\n"
 			"retained_versions: %zu\n",
 			c->api_url, c->endpoint, c->ttl, s ? s->ntasks : 0,
-			(unsigned long long)c->generation, (unsigned long long)c->requests, succ,
-			att, (long long)(c->last_success ? now - c->last_success : -1),
+			(unsigned long long)c->generation, (unsigned long long)c->refreshes,
+			(unsigned long long)c->requests, succ, att,
+			(long long)(c->last_success ? now - c->last_success : -1),
 			c->last_error[0] ? c->last_error : "none", c->failures,
 			c->started ? next : "never", s ? s->stats.items : 0,
-			(long long)(s ? s->stats.total_items : -1), s ? s->stats.skipped : 0,
-			s ? s->stats.duplicates : 0, warning, nodes_blobs(c->nodes));
+			(long long)(s ? s->stats.total_items : -1), s ? s->stats.skipped : 0, skips,
+			s ? s->stats.duplicates : 0, warning,
+			nodes_blobs(c->nodes) - c->status_blobs);
 }
 
 struct blob *cache_status_blob(struct cache *c, uint64_t *nodeid)
@@ -80,6 +86,7 @@ struct blob *cache_status_blob(struct cache *c, uint64_t *nodeid)
 		goto out_unlock;
 	}
 	nodes_set_blob(c->nodes, *nodeid, blob_get(b));
+	c->status_blobs++;
 out_unlock:
 	pthread_mutex_unlock(&c->lock);
 	return b;

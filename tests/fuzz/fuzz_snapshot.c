@@ -6,6 +6,7 @@
 
 #include "diff.h"
 #include "name.h"
+#include "scan.h"
 #include "snapshot.h"
 
 static void count_entry(void *arg, uint64_t parent, const char *name, size_t len)
@@ -21,6 +22,31 @@ static void count_inode(void *arg, uint64_t nodeid)
 static void count_gone(void *arg, const struct snapshot *old, const struct snap_node *n)
 {
 	(*(size_t *)arg)++;
+}
+
+static void no_defect(void *arg, const struct scan_item *it)
+{
+	if (it->defect)
+		abort();
+	(*(size_t *)arg)++;
+}
+
+/* Every raw.json the mount shows must be strict JSON: one object, nothing after it. */
+static void check_raw(const struct snapshot *s, const struct snap_file *f)
+{
+	static const char head[] = "{\"items\": [", tail[] = "]}";
+	size_t len = sizeof(head) - 1 + f->len + sizeof(tail) - 1, items = 0;
+	char *wrap = malloc(len), err[160];
+	struct scan_result res;
+
+	if (!wrap)
+		return;
+	memcpy(wrap, head, sizeof(head) - 1);
+	memcpy(wrap + sizeof(head) - 1, snap_file_data(s, f), f->len);
+	memcpy(wrap + sizeof(head) - 1 + f->len, tail, sizeof(tail) - 1);
+	if (scan_answer(wrap, len, no_defect, &items, &res, err, sizeof(err)) < 0 || items != 1)
+		abort();
+	free(wrap);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -72,6 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (i && b->tasks[i - 1].key >= t->key)
 			abort();
+		check_raw(b, &t->file[SNAP_RAW]);
 	}
 	/* and against nothing: every task is an addition */
 	calls = 0;

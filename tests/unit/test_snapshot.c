@@ -230,6 +230,23 @@ static void test_names(void)
 	CHECK(!name_valid("\xed\xa0\x80", 3)); /* surrogate */
 	CHECK(!name_valid("\xe2\x82", 2));     /* truncated */
 	CHECK(name_valid("\xe2\x82\xac", 3));  /* euro sign */
+	CHECK(!name_valid("\xc2\x9b"
+			  "2J",
+			  4));		    /* U+009B, CSI */
+	CHECK(!name_valid("a\xc2\x85", 3)); /* U+0085, next line */
+	CHECK(!name_valid("a\xc2\x80", 3)); /* U+0080 */
+	CHECK(name_valid("a\xc2\xa0", 3));  /* U+00A0 is printable */
+	CHECK(!name_valid("\xe2\x80\xae"
+			  "gpj.exe",
+			  10));			/* U+202E */
+	CHECK(!name_valid("a\xe2\x80\xaa", 4)); /* U+202A */
+	CHECK(!name_valid("a\xe2\x81\xa6", 4)); /* U+2066 */
+	CHECK(!name_valid("a\xe2\x81\xa9", 4)); /* U+2069 */
+	CHECK(name_valid("a\xe2\x81\xaa", 4));	/* U+206A, past the isolates */
+	CHECK(!name_valid("a\xe2\x80\xa8", 4)); /* U+2028 */
+	CHECK(!name_valid("a\xe2\x80\xa9", 4)); /* U+2029 */
+	CHECK(!name_valid("a\xe2\x80\x8f", 4)); /* U+200F */
+	CHECK(name_valid("a\xe2\x80\x90", 4));	/* U+2010, a hyphen */
 	CHECK(snapshot_kind("state") == SNAP_STATE);
 	CHECK(snapshot_kind("raw.json") == SNAP_RAW);
 	CHECK(snapshot_kind("raw") == -1);

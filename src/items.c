@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: MIT
+/* Which items of an answer get a folder, within a memory budget. */
+#include "items.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "name.h"
+#include "scan.h"
+#include "snapshot.h"
+
+const char *const items_skip_names[ITEMS_NSKIPS] = {
+	[ITEMS_SKIP_NOT_OBJECT] = "not an object",
+	[ITEMS_SKIP_NO_ID] = "no string id",
+	[ITEMS_SKIP_BAD_NAME] = "id not a valid name",
+	[ITEMS_SKIP_INVALID] = "not strict JSON",
+	[ITEMS_SKIP_TOO_DEEP] = "nested too deep",
+	[ITEMS_SKIP_TOO_LARGE] = "too large",
+	[ITEMS_SKIP_COLLISION] = "id hash collision",
+};
+
+/*
+ * Upper bounds, in bytes, of what building costs: a cJSON node with its
+ * malloc overhead and key copy, and the number token json.c keeps for it.
+ */
+#define VALUE_COST (96 + 8)
+#define ID_MAX	   2048 /* a longer id token cannot decode to a valid name */
+
+struct collector {
+	const char *body;
+	const uint64_t *hash_key;
+	struct item_list *l;
+	struct snap_stats *st;
+	uint64_t item_limit; /* an item costing more is skipped */
+	uint64_t need;	     /* bytes the kept items take for good */
+	uint64_t transient;  /* bytes the largest kept item's parse takes */
+	int err;	     /* -ENOMEM once an allocation failed */
+};
+
+/* Append @s to the examples, escaping anything not printable ASCII. */
+static void note_example(struct snap_stats *st, const char *s, size_t len)
+{
+	size_t used = strlen(st->examples);
+	char *p = st->examples + used;
+	size_t room = sizeof(st->examples) - used;
+
+	if (room < 24)
+		return;
+	if (used)
+		*p++ = ' ', room--;
+	*p++ = '"', room--;
+	for (size_t i = 0; i < len && room > 6; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			*p++ = (char)c;
+			room--;
+		} else {
+			p += snprintf(p, room, "\\x%02x", c);
+			room -= 4;
+		}
+	}
+	*p++ = '"';
+	*p = '\0';
+}
+
+void items_skipped(struct snap_stats *st, enum items_skip why, const char *example, size_t len)
+{
+	st->skipped++;
+	st->skip[why]++;
+	if (example)
+		note_example(st, example, len);
+}
+
+void items_skip_summary(const struct snap_stats *st, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	snprintf(buf, len, "none");
+	for (int k = 0; k < ITEMS_NSKIPS; k++) {
+		int n;
+
+		if (!st->skip[k] || used >= len)
+			continue;
+		n = snprintf(buf + used, len - used, "%s%zu %s", used ? ", " : "", st->skip[k],
+			     items_skip_names[k]);
+		if (n > 0)
+			used += (size_t)n;
+	}
+}
+
+/* The raw text of a string token, without its quotes, for an example. */
+static void skip_with_token(struct collector *c, enum items_skip why, const struct scan_span *id,
+			    const char *otherwise)
+{
+	if (id->type == '"')
+		items_skipped(c->st, why, c->body + id->off + 1, id->len - 2);
+	else
+		items_skipped(c->st, why, otherwise, strlen(otherwise));
+}
+
+/* A field's file text: a string decodes shorter; \b in compact JSON grows 3x. */
+static uint64_t field_cost(const struct scan_span *f)
+{
+	if (!f->type)
+		return 0;
+	return (f->type == '"' ? f->len : 3ULL * f->len) + 2;
+}
+
+/* Parse tree, number index, printer buffer and compact field texts. */
+static uint64_t transient_cost(const struct scan_item *si)
+{
+	uint64_t t = (uint64_t)si->nvalues * VALUE_COST + 2ULL * si->len + 2 * si->pretty;
+
+	for (int k = SCAN_STATE; k < SCAN_NFIELDS; k++)
+		t += 2 * field_cost(&si->field[k]);
+	return t;
+}
+
+/* The id, each field's file, raw.json and the view value names. */
+static uint64_t arena_cost(const struct scan_item *si, size_t id_len)
+{
+	uint64_t a = id_len + 1 + si->pretty + 2;
+
+	for (int k = SCAN_STATE; k < SCAN_NFIELDS; k++)
+		a += field_cost(&si->field[k]);
+	return a + field_cost(&si->field[SCAN_STATE]) + field_cost(&si->field[SCAN_OPERATION]);
+}
+
+static int add_ref(struct collector *c, const struct scan_item *si, const char *id, size_t id_len,
+		   uint64_t arena)
+{
+	struct item_list *l = c->l;
+	struct item_ref *r;
+	int64_t off;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		struct item_ref *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	off = arena_add(&l->ids, id, id_len, false);
+	if (off < 0)
+		return (int)off;
+	r = &l->v[l->n++];
+	r->key = snapshot_hash(c->hash_key, id, id_len);
+	r->idx = si->idx;
+	r->off = si->off;
+	r->len = si->len;
+	r->id_off = (uint32_t)off;
+	r->id_len = (uint32_t)id_len;
+	r->arena = arena;
+	l->arena += arena;
+	return 0;
+}
+
+static void on_item(void *arg, const struct scan_item *si)
+{
+	struct collector *c = arg;
+	const struct scan_span *id = &si->field[SCAN_ID];
+	char buf[ID_MAX];
+	uint64_t transient, arena;
+	size_t n;
+
+	c->st->items++;
+	if (c->err)
+		return;
+	if (si->defect) {
+		if (!c->st->invalid)
+			c->st->invalid = si->defect;
+		skip_with_token(c, ITEMS_SKIP_INVALID, id, "(not strict JSON)");
+		return;
+	}
+	if (c->body[si->off] != '{') {
+		skip_with_token(c, ITEMS_SKIP_NOT_OBJECT, id, "(not an object)");
+		return;
+	}
+	if (si->depth > ITEMS_MAX_DEPTH) {
+		skip_with_token(c, ITEMS_SKIP_TOO_DEEP, id, "(nested too deep)");
+		return;
+	}
+	if (id->type != '"') {
+		skip_with_token(c, ITEMS_SKIP_NO_ID, id, "(id not a string)");
+		return;
+	}
+	if (id->len > sizeof(buf)) {
+		skip_with_token(c, ITEMS_SKIP_BAD_NAME, id, "");
+		return;
+	}
+	n = scan_string(c->body + id->off, id->len, buf);
+	if (!name_valid(buf, n)) {
+		items_skipped(c->st, ITEMS_SKIP_BAD_NAME, buf, n);
+		return;
+	}
+	transient = transient_cost(si);
+	arena = arena_cost(si, n);
+	if (transient + arena + ITEMS_TASK_COST > c->item_limit) {
+		items_skipped(c->st, ITEMS_SKIP_TOO_LARGE, buf, n);
+		return;
+	}
+	c->err = add_ref(c, si, buf, n, arena);
+	c->need += ITEMS_TASK_COST + arena + n + 1;
+	if (transient > c->transient)
+		c->transient = transient;
+}
+
+static int ref_cmp(const void *a, const void *b)
+{
+	const struct item_ref *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Sort by key; of equal ids the first in the answer stays. */
+static void drop_repeats(struct item_list *l, struct snap_stats *st)
+{
+	size_t kept = 0;
+
+	qsort(l->v, l->n, sizeof(*l->v), ref_cmp);
+	for (size_t i = 0; i < l->n; i++) {
+		const struct item_ref *r = &l->v[i], *first = kept ? &l->v[kept - 1] : NULL;
+
+		if (first && first->key == r->key) {
+			if (first->id_len == r->id_len &&
+			    memcmp(items_id(l, first), items_id(l, r), r->id_len) == 0)
+				st->duplicates++;
+			else /* a 59-bit keyed hash collision: astronomically rare */
+				items_skipped(st, ITEMS_SKIP_COLLISION, items_id(l, r), r->id_len);
+			l->arena -= r->arena;
+			continue;
+		}
+		l->v[kept++] = *r;
+	}
+	l->n = kept;
+}
+
+int items_collect(char *body, size_t len, const uint64_t hash_key[2], struct item_list *l,
+		  struct snap_stats *st, char *err, size_t errlen)
+{
+	struct collector c = { .body = body, .hash_key = hash_key, .l = l, .st = st };
+	struct scan_result res;
+	int ret;
+
+	memset(l, 0, sizeof(*l));
+	memset(st, 0, sizeof(*st));
+	st->total_items = -1;
+	l->budget = ITEMS_BUDGET_BASE + ITEMS_BUDGET_RATIO * (uint64_t)len;
+	c.item_limit = l->budget / 4;
+	json_repair(body, len);
+	ret = scan_answer(body, len, on_item, &c, &res, err, errlen);
+	if (ret == 0 && c.err) {
+		ret = c.err;
+		snprintf(err, errlen,
+			 ret == -E2BIG ? "response too large to index" : "out of memory");
+	}
+	if (ret == 0 && c.need + c.transient > l->budget) {
+		snprintf(err, errlen,
+			 "answer of %zu bytes needs about %llu MiB to build, more than its budget "
+			 "of %llu MiB",
+			 len, (unsigned long long)((c.need + c.transient) >> 20),
+			 (unsigned long long)(l->budget >> 20));
+		ret = -EFBIG;
+	}
+	if (ret < 0) {
+		items_free(l);
+		return ret;
+	}
+	if (res.total.type == '0')
+		st->total_items = json_count(body + res.total.off, res.total.len);
+	drop_repeats(l, st);
+	return 0;
+}
+
+void items_free(struct item_list *l)
+{
+	free(l->v);
+	free(l->ids.buf);
+	memset(l, 0, sizeof(*l));
+}
