@@ -31,6 +31,12 @@ struct cache *cache_new(const struct config *cfg, const struct creds *creds)
 	pthread_mutex_init(&c->lock, NULL);
 	atomic_init(&c->stopping, false);
 	c->ttl = cfg->ttl;
+	if (strncmp(cfg->api_url, "https://", 8) == 0)
+		c->transport = "https";
+	else
+		c->transport = cfg->insecure_http && !config_url_is_loopback(cfg->api_url)
+				       ? "http (insecure_http: not encrypted, not authenticated)"
+				       : "http (loopback)";
 	c->api_url = strdup(cfg->api_url);
 	c->endpoint = strdup(cfg->endpoint);
 	c->nodes = nodes_new();

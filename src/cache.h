@@ -2,10 +2,12 @@
 #ifndef INGESTFS_CACHE_H
 #define INGESTFS_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
+#include "creds.h"
 #include "nodes.h"
 #include "snapshot.h"
 
@@ -66,6 +68,8 @@ void cache_refresh_now(struct cache *c);
  * wait for a reply to a request in flight.
  */
 void cache_request_stop(struct cache *c);
+/* cache_stop_requested - true once cache_request_stop() was called */
+bool cache_stop_requested(struct cache *c);
 
 /* cache_acquire - the current snapshot with a reference; snapshot_put it */
 struct snapshot *cache_acquire(struct cache *c);

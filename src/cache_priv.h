@@ -31,7 +31,8 @@ struct cache {
 	/* set at creation, then read-only */
 	char *api_url;
 	char *endpoint;
-	double ttl; /* s */
+	double ttl;	       /* s */
+	const char *transport; /* static: how the API is reached, for .status */
 	uint64_t hash_key[2];
 	struct http_client *http;
 	struct api *api;

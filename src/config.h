@@ -17,6 +17,7 @@ struct config {
 	double ttl;	     /* seconds between refreshes */
 	double timeout;	     /* seconds for one API request, connect included */
 	size_t max_response; /* bytes */
+	bool insecure_http;  /* plain http:// allowed to a host that is not loopback */
 	char *source;	     /* mount(8)'s "device" field, when given; malloc'd */
 	char *mountpoint;    /* malloc'd, or NULL when none was given */
 	bool show_help;
@@ -45,31 +46,7 @@ int config_parse_seconds(const char *s, double min, double max, double *out);
 int config_parse_size(const char *s, size_t min, size_t max, size_t *out);
 /* config_check_url - 0 when @url is an http(s) URL we accept, else -EINVAL */
 int config_check_url(const char *url, char *err, size_t errlen);
-
-#define CREDS_MAX 256 /* longest user id or key, bytes, with the NUL */
-
-struct creds {
-	char user_id[CREDS_MAX];
-	char api_key[CREDS_MAX]; /* secret: never printed; creds_wipe() clears */
-};
-
-/*
- * creds_parse - parse a credentials file's text: "key = value" lines,
- * '#' comments, keys user_id and api_key, each exactly once.  Error text
- * names the line and the problem, never a value.  0 or -EINVAL.
- */
-int creds_parse(const char *buf, size_t len, struct creds *c, char *err, size_t errlen);
-
-/*
- * creds_load - UPLYNK_USER_ID and UPLYNK_API_KEY when both are set, else
- * the file @path (NULL: the default path).  Refuses a file that group or
- * others may access.  0, or -errno with one line in @err.
- */
-int creds_load(const char *path, struct creds *c, char *err, size_t errlen);
-
-/* creds_default_path - $XDG_CONFIG_HOME or ~/.config + /ingestfs/credentials */
-char *creds_default_path(void);
-
-void creds_wipe(struct creds *c);
+/* config_url_is_loopback - the host of @url is localhost, 127.0.0.0/8 or [::1] */
+bool config_url_is_loopback(const char *url);
 
 #endif

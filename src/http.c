@@ -13,16 +13,30 @@
 struct http_client {
 	CURL *curl;
 	size_t max_bytes;
+	double timeout; /* s: connect, a stall, and the grace before HTTP_MIN_RATE */
 	const atomic_bool *cancel;
 };
 
 struct http_xfer {
 	CURL *curl;
+	const struct http_client *hc;
 	struct http_response *resp;
 	size_t cap; /* bytes allocated for resp->body */
 	size_t max_bytes;
 	bool too_big;
+	double start;	   /* monotonic s */
+	double last_data;  /* monotonic s, when the last byte came */
+	curl_off_t seen;   /* bytes received by then */
+	const char *abort; /* why the progress check ended the transfer */
 };
+
+static double http_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 int http_global_init(void)
 {
@@ -114,9 +128,25 @@ static size_t http_header_cb(char *data, size_t size, size_t nmemb, void *arg)
 static int http_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 			    curl_off_t ulnow)
 {
-	struct http_client *hc = arg;
+	struct http_xfer *x = arg;
+	double now = http_now();
 
-	return hc->cancel && atomic_load(hc->cancel) ? 1 : 0;
+	if (x->hc->cancel && atomic_load(x->hc->cancel))
+		return 1;
+	if (dlnow > x->seen) {
+		x->seen = dlnow;
+		x->last_data = now;
+	}
+	/* connecting has its own limit: CURLOPT_CONNECTTIMEOUT_MS */
+	if (now - x->last_data > x->hc->timeout) {
+		x->abort = "no data";
+		return 1;
+	}
+	if (now - x->start > x->hc->timeout + (double)dlnow / HTTP_MIN_RATE) {
+		x->abort = "too slow";
+		return 1;
+	}
+	return 0;
 }
 
 struct http_client *http_client_new(const char *user_agent, long timeout_ms, size_t max_bytes,
@@ -132,9 +162,9 @@ struct http_client *http_client_new(const char *user_agent, long timeout_ms, siz
 		return NULL;
 	}
 	hc->max_bytes = max_bytes;
+	hc->timeout = (double)timeout_ms / 1e3;
 	hc->cancel = cancel;
 	curl_easy_setopt(hc->curl, CURLOPT_USERAGENT, user_agent);
-	curl_easy_setopt(hc->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(hc->curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(hc->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(hc->curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -144,7 +174,6 @@ struct http_client *http_client_new(const char *user_agent, long timeout_ms, siz
 	curl_easy_setopt(hc->curl, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(hc->curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(hc->curl, CURLOPT_XFERINFOFUNCTION, http_progress_cb);
-	curl_easy_setopt(hc->curl, CURLOPT_XFERINFODATA, hc);
 	curl_easy_setopt(hc->curl, CURLOPT_WRITEFUNCTION, http_write_cb);
 	curl_easy_setopt(hc->curl, CURLOPT_HEADERFUNCTION, http_header_cb);
 	return hc;
@@ -164,6 +193,8 @@ static int http_errno(CURLcode rc, const struct http_xfer *x, bool cancelled)
 		return -EFBIG;
 	if (cancelled)
 		return -ECANCELED;
+	if (x->abort)
+		return -ETIMEDOUT;
 	switch (rc) {
 	case CURLE_OPERATION_TIMEDOUT:
 		return -ETIMEDOUT;
@@ -182,8 +213,9 @@ static int http_errno(CURLcode rc, const struct http_xfer *x, bool cancelled)
 int http_get(struct http_client *hc, const char *url, struct http_response *resp, char *err,
 	     size_t errlen)
 {
-	struct http_xfer x = { .curl = hc->curl, .resp = resp, .max_bytes = hc->max_bytes };
-	struct timespec t0, t1;
+	struct http_xfer x = {
+		.curl = hc->curl, .hc = hc, .resp = resp, .max_bytes = hc->max_bytes
+	};
 	bool cancelled;
 	CURLcode rc;
 	int ret;
@@ -193,11 +225,11 @@ int http_get(struct http_client *hc, const char *url, struct http_response *resp
 	curl_easy_setopt(hc->curl, CURLOPT_URL, url);
 	curl_easy_setopt(hc->curl, CURLOPT_WRITEDATA, &x);
 	curl_easy_setopt(hc->curl, CURLOPT_HEADERDATA, &x);
+	curl_easy_setopt(hc->curl, CURLOPT_XFERINFODATA, &x);
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	x.start = x.last_data = http_now();
 	rc = curl_easy_perform(hc->curl);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	resp->ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	resp->ms = (http_now() - x.start) * 1e3;
 	curl_easy_getinfo(hc->curl, CURLINFO_RESPONSE_CODE, &resp->status);
 	/* the URL carries a signature: never keep it in the handle longer */
 	curl_easy_setopt(hc->curl, CURLOPT_URL, "");
@@ -216,6 +248,13 @@ int http_get(struct http_client *hc, const char *url, struct http_response *resp
 		snprintf(err, errlen, "response larger than %zu bytes", hc->max_bytes);
 	else if (ret == -ECANCELED)
 		snprintf(err, errlen, "request cancelled");
+	else if (x.abort && strcmp(x.abort, "no data") == 0)
+		snprintf(err, errlen, "no data for %g s", hc->timeout);
+	else if (x.abort)
+		snprintf(err, errlen,
+			 "answer too slow: %lld bytes in %.0f s, under %d bytes/s after the first "
+			 "%g s",
+			 (long long)x.seen, http_now() - x.start, HTTP_MIN_RATE, hc->timeout);
 	else
 		snprintf(err, errlen, "%s", curl_easy_strerror(rc));
 	return ret;

@@ -20,11 +20,19 @@ struct http_response {
 int http_global_init(void);
 void http_global_cleanup(void);
 
+/* an answer must average at least this many bytes a second, after the timeout */
+#define HTTP_MIN_RATE 16384
+
 /*
  * http_client_new - one reusable connection for one thread.
- * @timeout_ms bounds a whole request, connect included; @max_bytes bounds
- * the body and is enforced while downloading.  When *@cancel becomes true a
- * transfer in flight is aborted within about a second.  NULL on ENOMEM.
+ * @timeout_ms bounds connecting and any stall: a request fails when no
+ * byte arrived for that long.  A slow answer is fine as long as it keeps
+ * coming: after T ms and B bytes the request fails only once T exceeds
+ * @timeout_ms + B / HTTP_MIN_RATE seconds, so a trickle is cut within
+ * about the timeout, and a large answer on a modest link still loads.
+ * @max_bytes bounds the body (after decompression) and is enforced while
+ * downloading.  When *@cancel becomes true a transfer in flight is
+ * aborted.  Checks run at least once a second.  NULL on ENOMEM.
  */
 struct http_client *http_client_new(const char *user_agent, long timeout_ms, size_t max_bytes,
 				    const atomic_bool *cancel);

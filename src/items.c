@@ -13,12 +13,9 @@
 #include "snapshot.h"
 
 const char *const items_skip_names[ITEMS_NSKIPS] = {
-	[ITEMS_SKIP_NOT_OBJECT] = "not an object",
-	[ITEMS_SKIP_NO_ID] = "no string id",
-	[ITEMS_SKIP_BAD_NAME] = "id not a valid name",
-	[ITEMS_SKIP_INVALID] = "not strict JSON",
-	[ITEMS_SKIP_TOO_DEEP] = "nested too deep",
-	[ITEMS_SKIP_TOO_LARGE] = "too large",
+	[ITEMS_SKIP_NOT_OBJECT] = "not an object",     [ITEMS_SKIP_NO_ID] = "no string id",
+	[ITEMS_SKIP_BAD_NAME] = "id not a valid name", [ITEMS_SKIP_INVALID] = "not strict JSON",
+	[ITEMS_SKIP_TOO_DEEP] = "nested too deep",     [ITEMS_SKIP_TOO_LARGE] = "too large",
 	[ITEMS_SKIP_COLLISION] = "id hash collision",
 };
 

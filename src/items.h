@@ -50,13 +50,13 @@ enum items_skip {
 extern const char *const items_skip_names[ITEMS_NSKIPS];
 
 struct snap_stats {
-	size_t items;			/* entries in the items array */
-	size_t skipped;			/* items not shown, for any reason below */
-	size_t skip[ITEMS_NSKIPS];	/* ...by reason */
-	size_t duplicates;		/* items whose id came earlier */
-	int64_t total_items;		/* as the API said, -1 if absent */
-	const char *invalid;		/* the first ITEMS_SKIP_INVALID cause, static */
-	char examples[160];		/* a few skipped ids, escaped, for the log */
+	size_t items;		   /* entries in the items array */
+	size_t skipped;		   /* items not shown, for any reason below */
+	size_t skip[ITEMS_NSKIPS]; /* ...by reason */
+	size_t duplicates;	   /* items whose id came earlier */
+	int64_t total_items;	   /* as the API said, -1 if absent */
+	const char *invalid;	   /* the first ITEMS_SKIP_INVALID cause, static */
+	char examples[160];	   /* a few skipped ids, escaped, for the log */
 };
 
 /* One item to build. */
@@ -71,9 +71,9 @@ struct item_ref {
 struct item_list {
 	struct item_ref *v; /* sorted by key; no two with the same key */
 	size_t n, cap;
-	struct arena ids;     /* decoded ids, NUL-terminated */
-	uint64_t arena;	      /* the sum of v[].arena */
-	uint64_t budget;      /* bytes a build from this answer may take */
+	struct arena ids; /* decoded ids, NUL-terminated */
+	uint64_t arena;	  /* the sum of v[].arena */
+	uint64_t budget;  /* bytes a build from this answer may take */
 };
 
 /*

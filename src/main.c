@@ -10,12 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
 
 #include "cache.h"
 #include "config.h"
+#include "creds.h"
 #include "fs.h"
 #include "http.h"
 #include "log.h"
@@ -41,8 +43,10 @@ static void print_help(const char *prog)
 	       "    -o credentials=FILE    credentials file (default:\n"
 	       "                           $XDG_CONFIG_HOME/ingestfs/credentials, else\n"
 	       "                           ~/.config/ingestfs/credentials)\n"
-	       "    -o max_response=BYTES  largest API answer accepted, K/M/G suffixes\n"
-	       "                           (default: 256M)\n"
+	       "    -o max_response=BYTES  largest API answer accepted, after decompression,\n"
+	       "                           K/M/G suffixes (default: 256M)\n"
+	       "    -o insecure_http       allow plain http:// to a host that is not loopback\n"
+	       "                           (requests can then be replayed and answers forged)\n"
 	       "\n"
 	       "general options:\n"
 	       "    -h, --help             print this help and exit\n"
@@ -115,7 +119,9 @@ static int set_handler(int sig, void (*fn)(int), int flags)
 
 /*
  * Our own handlers instead of libfuse's, which would end the loop at once;
- * installed before the refresher starts, whose stop callback signals us.
+ * installed before the first fetch, so SIGTERM or SIGINT cancel it and
+ * SIGHUP only asks for an early refresh, and before the refresher starts,
+ * whose stop callback signals us.
  */
 static int install_signals(struct cache *cache)
 {
@@ -156,12 +162,8 @@ static int serve(struct fuse_session *se, struct fs *fs, const struct fuse_cmdli
 	struct cache_notify notify;
 	int ret = EXIT_FAIL, loop;
 
-	if (install_signals(cache) < 0) {
-		log_err("cannot install signal handlers: %s", strerror(errno));
-		return EXIT_FAIL;
-	}
 	if (fuse_session_mount(se, opts->mountpoint) < 0)
-		goto out_signals;
+		return EXIT_FAIL;
 	if (fuse_daemonize(opts->foreground) < 0)
 		goto out_unmount;
 	if (!opts->foreground)
@@ -185,8 +187,6 @@ static int serve(struct fuse_session *se, struct fs *fs, const struct fuse_cmdli
 
 out_unmount:
 	fuse_session_unmount(se);
-out_signals:
-	sig_cache = NULL;
 	return ret;
 }
 
@@ -203,6 +203,8 @@ int main(int argc, char *argv[])
 	int ret = EXIT_USAGE;
 
 	memset(&opts, 0, sizeof(opts));
+	/* no core dump and no ptrace by the same user: memory holds the key */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 #ifdef __GLIBC__
 	/* big buffers (answers, arenas) always from mmap, so freeing returns them */
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
@@ -262,13 +264,23 @@ int main(int argc, char *argv[])
 		goto out_http;
 	}
 	fs_set_cache(fs, cache);
+	if (install_signals(cache) < 0) {
+		fprintf(stderr, "ingestfs: cannot install signal handlers: %s\n", strerror(errno));
+		goto out_cache;
+	}
 	/* the first fetch comes before mounting, so a bad start mounts nothing */
 	if (cache_first_fetch(cache, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ingestfs: %s\n", err);
-		goto out_cache;
+		goto out_signals;
+	}
+	if (cache_stop_requested(cache)) {
+		fprintf(stderr, "ingestfs: stopped by a signal before mounting\n");
+		goto out_signals;
 	}
 	ret = serve(se, fs, &opts, cache);
 
+out_signals:
+	sig_cache = NULL;
 out_cache:
 	cache_free(cache);
 out_http:

@@ -187,6 +187,10 @@ int cache_first_fetch(struct cache *c, char *err, size_t errlen)
 	clock_gettime(CLOCK_REALTIME, &now);
 	stamp = now.tv_sec + 1;
 	ret = cache_fetch(c, &s, stamp, &retry_after, why, sizeof(why));
+	if (ret == -ECANCELED) {
+		snprintf(err, errlen, "stopped by a signal during the first fetch");
+		return ret;
+	}
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot load tasks from %s%s: %s", c->api_url, c->endpoint,
 			 why);
@@ -289,6 +293,11 @@ void cache_request_stop(struct cache *c)
 {
 	atomic_store(&c->stopping, true);
 	cache_refresh_now(c);
+}
+
+bool cache_stop_requested(struct cache *c)
+{
+	return atomic_load(&c->stopping);
 }
 
 void cache_stop(struct cache *c)

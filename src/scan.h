@@ -33,11 +33,11 @@ struct scan_span {
 };
 
 struct scan_item {
-	uint32_t off, len; /* the item's bytes in the body */
-	uint32_t idx;	   /* its position in "items", from 1 */
-	uint32_t nvalues;  /* values in it, itself included */
-	uint32_t depth;	   /* deepest nesting: a scalar is 1, {"a": 1} is 2 */
-	uint64_t pretty;   /* bytes its pretty-printed text can take at most */
+	uint32_t off, len;		      /* the item's bytes in the body */
+	uint32_t idx;			      /* its position in "items", from 1 */
+	uint32_t nvalues;		      /* values in it, itself included */
+	uint32_t depth;			      /* deepest nesting: a scalar is 1, {"a": 1} is 2 */
+	uint64_t pretty;		      /* bytes its pretty-printed text can take at most */
 	struct scan_span field[SCAN_NFIELDS]; /* first member of each name */
 	const char *defect;		      /* NULL, or why it is not strict JSON */
 };

@@ -37,6 +37,7 @@ static int status_render(struct cache *c, char *buf, size_t len)
 	return snprintf(buf, len,
 			"api_url: %s\n"
 			"endpoint: %s\n"
+			"transport: %s\n"
 			"ttl: %g\n"
 			"tasks: %zu\n"
 			"generation: %llu\n"
@@ -55,7 +56,7 @@ static int status_render(struct cache *c, char *buf, size_t len)
 			"duplicate_ids: %zu\n"
 			"warning: %s\n"
 			"retained_versions: %zu\n",
-			c->api_url, c->endpoint, c->ttl, s ? s->ntasks : 0,
+			c->api_url, c->endpoint, c->transport, c->ttl, s ? s->ntasks : 0,
 			(unsigned long long)c->generation, (unsigned long long)c->refreshes,
 			(unsigned long long)c->requests, succ, att,
 			(long long)(c->last_success ? now - c->last_success : -1),

@@ -55,7 +55,7 @@ GEN_OPERATIONS = ("CREATE", "UPDATE", "DELETE")
 GEN_BASE_TIMESTAMP = 1660000000
 
 FAULT_KEYS = {"status", "body", "content_type", "delay", "hang", "count",
-              "retry_after", "truncate"}
+              "retry_after", "truncate", "rate"}
 
 
 # --------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def error_body(status, code, title, detail):
 # --------------------------------------------------------------------------
 # Authentication
 
-def verify(query_msg, query_sig, user, key, now):
+def verify(query_msg, query_sig, user, key, now, window=TIMESTAMP_WINDOW):
     """Check an Uplynk msg/sig pair.
 
     query_msg / query_sig are the URL-decoded query values (None if absent).
@@ -194,7 +194,7 @@ def verify(query_msg, query_sig, user, key, now):
     ts = payload.get("_timestamp")
     if isinstance(ts, bool) or not isinstance(ts, int):
         return 401, "missing or non-integer _timestamp"
-    if abs(ts - int(now)) > TIMESTAMP_WINDOW:
+    if abs(ts - int(now)) > window:
         return 401, "stale timestamp"
     return 200, "ok"
 
@@ -236,6 +236,7 @@ class Fault:
         self.count = spec.get("count")
         self.retry_after = spec.get("retry_after")
         self.truncate = spec.get("truncate")
+        self.rate = spec.get("rate")      # body bytes per second, steadily
         self.released = threading.Event()
 
 
@@ -276,6 +277,9 @@ def validate_fault(spec):
     tr = spec.get("truncate")
     if tr is not None and not (is_int(tr) and tr >= 0):
         raise ControlError(400, "truncate must be a non-negative integer")
+    rate = spec.get("rate")
+    if rate is not None and not (is_int(rate) and rate >= 1):
+        raise ControlError(400, "rate must be a positive integer (bytes/s)")
 
 
 class SimState:
@@ -309,6 +313,7 @@ class SimState:
             self.last_auth_error = None
             self.last_user_agent = None
             self.last_query_keys = []
+            self.max_skew = TIMESTAMP_WINDOW
             self._invalidate()
 
     def _invalidate(self):
@@ -499,6 +504,7 @@ class Handler(BaseHTTPRequestHandler):
         return path, query
 
     def _log(self, path, status):
+        self._logged = True
         if self.log_file is None:
             return
         line = "%s %s %s\n" % (self.command, path, status)
@@ -534,7 +540,9 @@ class Handler(BaseHTTPRequestHandler):
         return data
 
     def _send(self, status, body, content_type="application/json",
-              headers=(), truncate=None):
+              headers=(), truncate=None, rate=None, log_status=None):
+        """Send one answer.  Its log line is written before its body, so a
+        client that has read the answer always finds the line."""
         self.send_response(status)
         if content_type is not None:
             self.send_header("Content-Type", content_type)
@@ -545,8 +553,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
+        self._log(self._path, log_status if log_status is not None else status)
         if self.command != "HEAD":
-            self.wfile.write(body if truncate is None else body[:truncate])
+            data = body if truncate is None else body[:truncate]
+            if rate is None:
+                self.wfile.write(data)
+            else:
+                self._write_slowly(data, rate)
         self.wfile.flush()
         if truncate is not None:
             try:
@@ -554,8 +567,21 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
 
+    def _write_slowly(self, data, rate):
+        """data at rate bytes/s, in ten pieces a second, from the start."""
+        step = max(1, rate // 10)
+        t0 = time.monotonic()
+        for i in range(0, len(data), step):
+            wait = t0 + i / rate - time.monotonic()
+            if wait > 0 and self.state.stopping.wait(wait):
+                return
+            self.wfile.write(data[i:i + step])
+            self.wfile.flush()
+
     def _dispatch(self):
         path, query = self._split_path()
+        self._path = path
+        self._logged = False
         try:
             if path == "/_sim" or path.startswith("/_sim/"):
                 status = self._control(path)
@@ -564,7 +590,8 @@ class Handler(BaseHTTPRequestHandler):
         except (ConnectionError, socket.timeout, TimeoutError):
             self.close_connection = True
             status = "-"
-        self._log(path, status)
+        if not self._logged:  # nothing was sent: a hang or a lost peer
+            self._log(path, status)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
     do_HEAD = do_OPTIONS = _dispatch
@@ -664,6 +691,14 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 st.clear_raw()
             return None
+        if path == "/_sim/max_skew":
+            need("PUT")
+            v = self._json_body()
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ControlError(400, "max_skew must be a non-negative integer")
+            with st.lock:
+                st.max_skew = v
+            return None
         if path == "/_sim/fault":
             need("POST", "DELETE")
             if m == "POST":
@@ -713,15 +748,19 @@ class Handler(BaseHTTPRequestHandler):
                 if fault.retry_after is not None:
                     headers.append(("Retry-After", str(fault.retry_after)))
                 self._send(fault.status, body.encode("utf-8"), ctype,
-                           headers, truncate)
+                           headers, truncate, fault.rate)
                 return fault.status
 
         status, body, ctype, headers = self._api_answer(path, pairs)
-        self._send(status, body, ctype, headers, truncate)
         if status == 200 and truncate is None:
+            # counted before the answer goes out: a client that has it
+            # must find it counted
             with st.lock:
                 st.ok += 1
-        return status if truncate is None else "%s-truncated" % status
+        logged = status if truncate is None else "%s-truncated" % status
+        self._send(status, body, ctype, headers, truncate,
+                   fault.rate if fault is not None else None, logged)
+        return logged
 
     def _api_answer(self, path, pairs):
         st = self.state
@@ -741,7 +780,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             status, reason = verify(msgs[0] if msgs else None,
                                     sigs[0] if sigs else None,
-                                    st.user, st.key, time.time())
+                                    st.user, st.key, time.time(), st.max_skew)
         if status != 200:
             with st.lock:
                 st.auth_failures += 1

@@ -332,8 +332,13 @@ class Sim:
 
     def fault(self, **kw):
         """status, body, content_type, delay, hang, count, retry_after,
-        truncate - see apisim.py."""
+        truncate, rate - see apisim.py."""
         self._call("POST", "/_sim/fault", kw)
+
+    def set_max_skew(self, seconds):
+        """Refuse msg timestamps further than this from the simulator's clock
+        (the API allows 300 s; a small value catches a reused signature)."""
+        self._call("PUT", "/_sim/max_skew", seconds)
 
     def clear_fault(self):
         self._call("DELETE", "/_sim/fault")

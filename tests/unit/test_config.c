@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "creds.h"
 
 /* Parse a NULL-terminated argv; returns config_parse's result. */
 static int parse(struct config *cfg, struct fuse_args *args, const char **argv)
@@ -222,6 +223,41 @@ static void write_file(const char *path, const char *text, mode_t mode)
 	chmod(path, mode);
 }
 
+static void test_transport(void)
+{
+	static const char *const loop[] = { "http://127.0.0.1:8080", "http://127.1.2.3/x",
+					    "http://localhost", "http://LOCALHOST:1/",
+					    "http://[::1]:99/api" };
+	static const char *const far[] = { "http://example.com", "http://127.0.0.1.evil.net",
+					   "http://128.0.0.1",	 "http://localhost.evil.net",
+					   "http://[::2]",	 "http://10.0.0.1:80",
+					   "http://127.0.0.256", "http://1270.0.0.1" };
+
+	for (size_t i = 0; i < sizeof(loop) / sizeof(loop[0]); i++)
+		CHECK(config_url_is_loopback(loop[i]));
+	for (size_t i = 0; i < sizeof(far) / sizeof(far[0]); i++)
+		CHECK(!config_url_is_loopback(far[i]));
+
+	/* plain http:// elsewhere only when the user says so */
+	{
+		const char *argv[] = { "ingestfs", "-o", "api_url=http://example.com", "/mnt",
+				       NULL };
+		const char *yes[] = { "ingestfs", "-o", "api_url=http://example.com,insecure_http",
+				      "/mnt", NULL };
+		struct fuse_args args;
+		struct config cfg;
+
+		CHECK(parse(&cfg, &args, argv) < 0 && strstr(cfg.error, "insecure_http"));
+		CHECK(!cfg.insecure_http);
+		fuse_opt_free_args(&args);
+		config_free(&cfg);
+		CHECK(parse(&cfg, &args, yes) == 0 && cfg.insecure_http);
+		CHECK(!args_have(&args, "insecure_http")); /* ours, not libfuse's */
+		fuse_opt_free_args(&args);
+		config_free(&cfg);
+	}
+}
+
 static void test_creds_load(void)
 {
 	char dir[] = "/tmp/ingestfs-test-XXXXXX", path[256], err[512];
@@ -251,14 +287,54 @@ static void test_creds_load(void)
 	CHECK(creds_load(path, &c, err, sizeof(err)) < 0);
 
 	/* both variables win over the file; one alone does not */
+	write_file(path, "user_id = u1\napi_key = k1\n", 0600);
 	setenv("UPLYNK_USER_ID", "envuser", 1);
-	CHECK(creds_load(path, &c, err, sizeof(err)) < 0);
-	setenv("UPLYNK_API_KEY", "envkey", 1);
 	CHECK(creds_load(path, &c, err, sizeof(err)) == 0);
-	CHECK_STR(c.user_id, "envuser");
-	CHECK_STR(c.api_key, "envkey");
-	unsetenv("UPLYNK_USER_ID");
-	unsetenv("UPLYNK_API_KEY");
+	CHECK_STR(c.user_id, "u1");
+	CHECK(getenv("UPLYNK_USER_ID") == NULL); /* read, and gone */
+	setenv("UPLYNK_USER_ID", "envuser", 1);
+	setenv("UPLYNK_API_KEY", "envkey", 1);
+	{
+		char *key = getenv("UPLYNK_API_KEY");
+
+		CHECK(creds_load(path, &c, err, sizeof(err)) == 0);
+		CHECK_STR(c.user_id, "envuser");
+		CHECK_STR(c.api_key, "envkey");
+		/* wiped where it lay, not only unset: /proc/PID/environ shows that memory */
+		CHECK(key[0] == '\0' && key[5] == '\0');
+		CHECK(getenv("UPLYNK_API_KEY") == NULL && getenv("UPLYNK_USER_ID") == NULL);
+	}
+
+	/* a FIFO is refused at once instead of waiting for a writer */
+	{
+		char fifo[300];
+
+		snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+		CHECK(mkfifo(fifo, 0600) == 0);
+		CHECK(creds_load(fifo, &c, err, sizeof(err)) < 0 &&
+		      strstr(err, "not a regular file"));
+		unlink(fifo);
+	}
+
+	/* a link is followed, and what it points to is checked */
+	{
+		char link[300];
+
+		snprintf(link, sizeof(link), "%s/link", dir);
+		CHECK(symlink(path, link) == 0);
+		CHECK(creds_load(link, &c, err, sizeof(err)) == 0 && strcmp(c.api_key, "k1") == 0);
+		if (geteuid() == 0) {
+			/* someone else's file, even private, is not ours to trust */
+			CHECK(chown(path, 65534, 65534) == 0);
+			CHECK(creds_load(path, &c, err, sizeof(err)) < 0 &&
+			      strstr(err, "owned by uid 65534"));
+			CHECK(creds_load(link, &c, err, sizeof(err)) < 0 &&
+			      strstr(err, "owned by uid 65534"));
+			CHECK(chown(path, 0, 0) == 0);
+			CHECK(creds_load(path, &c, err, sizeof(err)) == 0);
+		}
+		unlink(link);
+	}
 
 	/* the default path follows XDG_CONFIG_HOME */
 	setenv("XDG_CONFIG_HOME", dir, 1);
@@ -286,5 +362,6 @@ int main(void)
 	test_options();
 	test_creds_parse();
 	test_creds_load();
+	test_transport();
 	return check_done("test_config");
 }

@@ -38,8 +38,8 @@ static bool has(const struct snapshot *s, const char *id)
 /* Item 3: numbers JSON forbids skip their item; text after the value sinks the answer. */
 static void test_numbers(void)
 {
-	static const char *const bad[] = { "01", "-.5", "1.", "007", "1e", "1e+", "-", "1.e5",
-					   "--1", "1.5.5", "1e5e5" };
+	static const char *const bad[] = { "01", "-.5",	 "1.",	"007",	 "1e",	 "1e+",
+					   "-",	 "1.e5", "--1", "1.5.5", "1e5e5" };
 	static const char *const good[] = { "0", "-0", "1.5", "0.5e-3", "1E+2", "-12e3", "7" };
 	char json[256], err[200];
 
@@ -63,7 +63,8 @@ static void test_numbers(void)
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		struct snapshot *s;
 
-		snprintf(json, sizeof(json), "{\"items\": [{\"id\": \"n\", \"x\": [%s]}]}", good[i]);
+		snprintf(json, sizeof(json), "{\"items\": [{\"id\": \"n\", \"x\": [%s]}]}",
+			 good[i]);
 		s = parse(json, err, sizeof(err));
 		CHECK(s && has(s, "n") && s->stats.skipped == 0);
 		snapshot_put(s);
@@ -94,7 +95,8 @@ static void test_raw_controls(void)
 	static const char nul_id[] = "{\"items\": [{\"id\": \"job-1\0-canary\"},"
 				     " {\"id\": \"job-1\0-other\"}, {\"id\": \"job-1\"}]}";
 	static const char spoof[] = "{\"items\": [{\"id\0-spoof\": \"alias\", \"id\": \"real\"}]}";
-	static const char tab[] = "{\"items\": [{\"id\": \"a\", \"state\": \"x\ty\"}, {\"id\": \"b\"}]}";
+	static const char tab[] =
+		"{\"items\": [{\"id\": \"a\", \"state\": \"x\ty\"}, {\"id\": \"b\"}]}";
 	char err[200];
 	struct snapshot *s = parse_n(nul_id, sizeof(nul_id) - 1, err, sizeof(err));
 
@@ -243,7 +245,8 @@ static void test_scan_index(void)
 	CHECK(it[0].field[SCAN_OPERATION].type == 0);
 	CHECK(it[1].idx == 2 && it[1].nvalues == 1 && it[1].depth == 1 && it[1].len == 1);
 	n = scan_string(esc, strlen(esc), id);
-	CHECK(n == 4 + 2 + 1 + 3 + 1 && memcmp(id, "\xf0\x9f\x98\x80\xc3\xa9\n\xef\xbf\xbdx", n) == 0);
+	CHECK(n == 4 + 2 + 1 + 3 + 1 &&
+	      memcmp(id, "\xf0\x9f\x98\x80\xc3\xa9\n\xef\xbf\xbdx", n) == 0);
 }
 
 int main(void)
