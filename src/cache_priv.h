@@ -89,7 +89,18 @@ void cache_mark_success_locked(struct cache *c, bool swapped);
 /* cache_log_recovery - log the end of an outage; from the publishing thread, no lock */
 void cache_log_recovery(struct cache *c, const struct snapshot *s);
 
-/* ---- refresh.c, for status.c ---- */
+/* ---- refresh.c, for status.c and the tests ---- */
+
+#define CACHE_MAX_BACKOFF     300.0  /* s: retries never wait longer... */
+#define CACHE_MAX_RETRY_AFTER 3600.0 /* s: ...unless the server asks, up to this */
+
+/*
+ * cache_backoff_delay - seconds until the next attempt after @failures
+ * consecutive failures (0: the ttl): the ttl doubled per failure, at most
+ * CACHE_MAX_BACKOFF, and at least a Retry-After of @retry_after seconds
+ * (-1: none), itself capped at CACHE_MAX_RETRY_AFTER
+ */
+double cache_backoff_delay(double ttl, unsigned int failures, long retry_after);
 
 /* cache_total_mismatch - the answer's total_items disagrees with its items (paging?) */
 bool cache_total_mismatch(const struct snapshot *s);

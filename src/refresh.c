@@ -17,12 +17,9 @@
 #include "api.h"
 #include "log.h"
 
-#define CACHE_MAX_BACKOFF     300.0  /* s: retries never wait longer... */
-#define CACHE_MAX_RETRY_AFTER 3600.0 /* s: ...unless the server asks, up to this */
-
 /* ---- one refresh ---- */
 
-static double backoff_delay(double ttl, unsigned int failures, long retry_after)
+double cache_backoff_delay(double ttl, unsigned int failures, long retry_after)
 {
 	double d = ttl;
 
@@ -33,12 +30,12 @@ static double backoff_delay(double ttl, unsigned int failures, long retry_after)
 		if (d < ttl)
 			d = ttl;
 	}
-	if (retry_after > 0 && (double)retry_after > d)
-		d = fmin((double)retry_after, CACHE_MAX_RETRY_AFTER);
+	/* the server may ask for longer, up to a cap; never for sooner */
+	if (retry_after > 0)
+		d = fmax(d, fmin((double)retry_after, CACHE_MAX_RETRY_AFTER));
 	return d;
 }
 
-/* Fetch and parse; 0 with a new snapshot in *@out, else -errno + @err. */
 /*
  * Fetch and parse.  0 with a new snapshot in *@out, or 0 with *@out NULL
  * when the answer is byte for byte the one behind the current snapshot
@@ -164,7 +161,7 @@ static void cache_refresh(struct cache *c)
 		log_debug("refresh still failing, now: %s", err);
 	c->failures++;
 	snprintf(c->last_error, sizeof(c->last_error), "%s", err);
-	delay = backoff_delay(c->ttl, c->failures, retry_after);
+	delay = cache_backoff_delay(c->ttl, c->failures, retry_after);
 	c->next_attempt = mono_now() + delay;
 	pthread_mutex_unlock(&c->lock);
 }

@@ -2,13 +2,18 @@
 """Fixtures for the integration tests: the API simulator and real mounts.
 
 Every mount lives under pytest's tmp_path and is unmounted in teardown,
-also when the test fails.
+also when the test fails.  Every daemon is checked too: a mount's exit
+status after its unmount (Mount.expect_rc), and for every ingestfs a test
+starts, however it starts it, no sanitizer report (clean_env() sends
+reports to files that an autouse fixture reads after each test).
 """
+import glob
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -20,6 +25,21 @@ import simctl  # noqa: E402
 
 ROOT = os.environ.get("INGESTFS_SOURCE_ROOT", os.path.dirname(HERE))
 BIN = os.environ.get("INGESTFS_BIN", os.path.join(ROOT, "build", "ingestfs"))
+# sanitizer reports of every daemon land here, one file per process
+SANITIZER_LOGS = tempfile.mkdtemp(prefix="ingestfs-sanitizer-")
+os.chmod(SANITIZER_LOGS, 0o1777)  # daemons run as nobody write here too
+
+
+
+
+def sanitizer_options(name, default=""):
+    opts = os.environ.get(name, default)
+    return (opts + ":" if opts else "") + "log_path=" + os.path.join(SANITIZER_LOGS, "report")
+
+
+# every process the tests start inherits these, whatever env it is given
+os.environ["ASAN_OPTIONS"] = sanitizer_options("ASAN_OPTIONS")
+os.environ["UBSAN_OPTIONS"] = sanitizer_options("UBSAN_OPTIONS", "print_stacktrace=1")
 
 
 def clean_env(**extra):
@@ -28,6 +48,19 @@ def clean_env(**extra):
            if not k.lower().endswith("_proxy") and not k.startswith("UPLYNK_")}
     env.update(extra)
     return env
+
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_reports():
+    """Fail the test if any daemon it started reported to a sanitizer."""
+    yield
+    reports = sorted(glob.glob(os.path.join(SANITIZER_LOGS, "report*")))
+    text = ""
+    for r in reports:
+        with open(r, errors="replace") as f:
+            text += "==> %s\n%s\n" % (r, f.read())
+        os.unlink(r)
+    assert not reports, "sanitizer report from a daemon:\n" + text
 
 
 def wait_for(pred, timeout, interval=0.05):
@@ -48,6 +81,8 @@ def is_mounted(path):
 
 class Mount:
     """One ingestfs process in the foreground (-f) on tmp/mnt."""
+
+    expect_rc = 0  # exit status at teardown; a test that kills it says what
 
     def __init__(self, tmp_path, sim, ttl=0.5):
         self.tmp = tmp_path
@@ -93,9 +128,27 @@ class Mount:
         with open(self.p(".status")) as f:
             return dict(line.split(": ", 1) for line in f.read().splitlines())
 
+    def counter(self, name):
+        return int(self.status()[name])
+
     def wait_generation(self, n, timeout=10):
-        """Wait until .status says at least n snapshots were swapped in."""
-        return wait_for(lambda: int(self.status()["generation"]) >= n, timeout)
+        """Wait until at least n snapshots were swapped in; fail otherwise."""
+        assert wait_for(lambda: self.counter("generation") >= n, timeout), \
+            "generation %d not reached: %r" % (n, self.status())
+
+    def wait_refreshes(self, n, timeout=10):
+        """Wait until at least n refreshes succeeded (changed or not); fail otherwise."""
+        assert wait_for(lambda: self.counter("refreshes") >= n, timeout), \
+            "refreshes %d not reached: %r" % (n, self.status())
+
+    def check_exit(self):
+        """Teardown: the daemon ended as expected and said nothing a sanitizer wrote."""
+        rc = self.stop()
+        err = self.stderr()
+        assert "Sanitizer" not in err and "runtime error:" not in err, err
+        if self.expect_rc is not None:
+            assert rc == self.expect_rc, "ingestfs exited %r, expected %r; stderr: %s" % (
+                rc, self.expect_rc, err)
 
     def unmount(self):
         if is_mounted(self.path):
@@ -143,7 +196,7 @@ def mount(tmp_path, sim):
     m = Mount(tmp_path, sim)
     m.start()
     yield m
-    m.stop()
+    m.check_exit()
 
 
 @pytest.fixture
@@ -161,7 +214,7 @@ def new_mount(tmp_path, sim):
     yield make
     for m in made:
         if m.proc is not None:
-            m.stop()
+            m.check_exit()
         else:
             m.unmount()
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Faults after mount keep the last good data, cost readers nothing, back off,
 log once, recover by themselves, and never hold an unmount hostage."""
+import email.utils
 import os
 import signal
 import subprocess
@@ -77,7 +78,7 @@ def test_fault_keeps_last_good_data(new_mount, kind):
     assert sorted(os.listdir(m.path)) == IDS
     age1 = int(m.status()["age_seconds"])
     time.sleep(1.1)
-    assert int(m.status()["age_seconds"]) > age1 or age1 > 0
+    assert int(m.status()["age_seconds"]) >= age1 + 1  # the data keeps ageing
     sim.clear_fault()
     sim.clear_raw()
     sim.patch(ID0, {"state": "RECOVERED"})
@@ -109,25 +110,57 @@ def test_backoff_is_exponential_and_capped_by_ttl(new_mount):
     assert st["next_attempt"].endswith("Z")
 
 
-def test_retry_after_is_honoured(new_mount):
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+def test_retry_after_is_honoured(new_mount, form):
     m = new_mount(ttl=0.2)
     m.start()
     sim = m.sim
-    sim.fault(status=429, retry_after="3", count=1)
+    if form == "seconds":
+        value = "3"
+    else:  # an IMF-fixdate 4 s ahead: whole seconds, so 3 to 4 s from now
+        value = email.utils.formatdate(time.time() + 4, usegmt=True)
+    sim.fault(status=429, retry_after=value, count=1)
     assert wait_for(lambda: "429" in m.status()["last_error"], 5)
     t0 = time.monotonic()
     r0 = sim.requests()
-    assert wait_for(lambda: sim.requests() > r0, 6, interval=0.02)
+    assert wait_for(lambda: sim.requests() > r0, 8, interval=0.02)
     waited = time.monotonic() - t0
-    report("wait after Retry-After: 3", "%.2f s" % waited)
+    report("wait after Retry-After: %s" % value, "%.2f s" % waited)
     assert waited >= 2.5
     assert wait_for(lambda: m.status()["last_error"] == "none", 5)
+
+
+def test_sighup_waits_for_the_backoff(new_mount):
+    m = new_mount(ttl=0.5)
+    m.start()
+    sim = m.sim
+    sim.fault(status=503)
+    # 0.5, 1, 2 s between attempts: after the third failure the next is 4 s away
+    assert wait_for(lambda: int(m.status()["consecutive_failures"]) >= 3, 15)
+    r0 = sim.requests()
+    os.kill(m.proc.pid, signal.SIGHUP)
+    time.sleep(1.5)
+    assert sim.requests() == r0, "SIGHUP overrode the backoff"
+    sim.clear_fault()
+    assert wait_for(lambda: m.status()["last_error"] == "none", 15)
+
+
+def test_max_response_enforced_while_downloading(new_mount):
+    m = new_mount()
+    m.sim.generate(8000)  # about 2 MB, sent at 200 kB/s: 10 s in all
+    m.sim.fault(rate=200000, count=1)
+    t0 = time.monotonic()
+    r = subprocess.run(m.argv("max_response=64K"), capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - t0
+    report("refused a 2 MB answer over max_response=64K after", "%.2f s" % took)
+    assert r.returncode == 1 and "larger than 65536 bytes" in r.stderr, r.stderr
+    assert took < 4  # 64 KiB arrive in 0.3 s; the whole answer would take 10 s
 
 
 @pytest.mark.parametrize("how", ["fusermount", "sigterm"])
 def test_unmount_while_request_hangs(new_mount, how):
     m = new_mount(ttl=0.2)
-    m.start(opts="timeout=5")
+    m.start(opts="timeout=30")  # only cancelling the request can end this quickly
     sim = m.sim
     r0 = sim.requests()
     sim.fault(hang=True)
@@ -140,7 +173,7 @@ def test_unmount_while_request_hangs(new_mount, how):
     else:
         rc = terminate(m.proc, signal.SIGTERM, timeout=10)
     took = time.monotonic() - t0
-    report("exit after %s during a hanging request (timeout 5)" % how, "%.2f s" % took)
+    report("exit after %s during a hanging request (timeout 30)" % how, "%.2f s" % took)
     assert rc == 0 and not is_mounted(m.path)
-    assert took < 5 + 1
+    assert took < 5  # a second for curl's progress check, the rest for a busy machine
     sim.clear_fault()

@@ -49,10 +49,6 @@ def refreshed(m, n=1, timeout=20):
                     m.status()["last_attempt"] != "never", timeout)
 
 
-def wait_refreshes(m, n, timeout=20):
-    assert wait_for(lambda: int(m.status()["refreshes"]) >= n, timeout), m.status()
-
-
 # ---- 1. memory amplification -------------------------------------------
 
 def nested_zeros(levels, zeros):
@@ -350,7 +346,7 @@ def test_sighup_during_first_fetch_is_harmless(new_mount):
 
 def test_generation_counts_swaps_only(mount):
     st = mount.status()
-    wait_refreshes(mount, int(st["refreshes"]) + 3)
+    mount.wait_refreshes(int(st["refreshes"]) + 3)
     assert mount.status()["generation"] == st["generation"]  # nothing changed
     mount.sim.patch(simctl.DEFAULT_TASKS[0][0], {"state": "FAILED"})
     assert wait_for(lambda: int(mount.status()["generation"]) == int(st["generation"]) + 1, 10)
@@ -368,6 +364,23 @@ def test_retained_versions_counts_file_versions(mount):
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def test_inode_numbers_not_reused_after_delete(new_mount):
+    m = new_mount(ttl=0.2)
+    m.start()
+    gone = simctl.DEFAULT_TASKS[0][0]
+    old = {os.stat(m.p(gone)).st_ino}
+    old |= {os.stat(m.p(gone, f)).st_ino for f in os.listdir(m.p(gone))}
+    m.sim.delete(gone)
+    m.sim.generate(2000)
+    assert wait_for(lambda: len(os.listdir(m.path)) == 2000, 15)
+    seen = set()
+    for d in os.listdir(m.path):
+        seen.add(os.stat(m.p(d)).st_ino)
+        seen |= {os.stat(m.p(d, f)).st_ino for f in os.listdir(m.p(d))}
+    assert len(seen) == 2000 * 5  # all distinct
+    assert not (old & seen)
 
 
 # ---- 13. timeout= bounds stalls, not a steady download --------------------
