@@ -14,6 +14,7 @@ def help_options():
     out = run_ingestfs(["--help"]).stdout.decode()
     opts = set(re.findall(r"-o ([a-z_]+)=", out))
     flags = set(re.findall(r"^\s+(-[a-zA-Z]|--[a-z]+)\b", out, re.M))
+    flags |= {"-o " + f for f in re.findall(r"^\s+-o ([a-z_]+)\s", out, re.M)}
     return out, opts, flags
 
 
@@ -26,7 +27,7 @@ def test_help_lists_the_documented_options():
     _, opts, flags = help_options()
     assert {"api_url", "ttl", "timeout", "credentials", "endpoint", "max_response",
             "max_idle_threads"} <= opts
-    assert {"-h", "-V", "-f", "-d", "-s"} <= flags
+    assert {"-h", "-V", "-f", "-d", "-s", "-o insecure_http"} <= flags
 
 
 def test_every_help_option_is_in_man_page_and_readme():
