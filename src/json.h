@@ -34,7 +34,8 @@ void json_repair(char *body, size_t len);
 /*
  * json_item_parse - parse the @len bytes at @text, one item that
  * scan_answer() accepted (strict JSON, nested at most a few hundred
- * levels).  0 with *@out set, or -ENOMEM.
+ * levels).  0 with *@out set, -ENOMEM, or -EPROTO if cJSON refused it
+ * after all (the scanner and cJSON disagree: a bug to report).
  */
 int json_item_parse(const char *text, size_t len, struct json_item **out);
 void json_item_free(struct json_item *it);

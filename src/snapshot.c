@@ -370,7 +370,11 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 	return 0;
 
 out_nomem:
-	snprintf(err, errlen, ret == -E2BIG ? "response too large to index" : "out of memory");
+	if (ret == -EPROTO)
+		snprintf(err, errlen, "an item the scanner accepted was refused by cJSON");
+	else
+		snprintf(err, errlen,
+			 ret == -E2BIG ? "response too large to index" : "out of memory");
 out_free_snap:
 	free(a.buf);
 	items_free(&l);
