@@ -145,6 +145,10 @@ class Mount:
         """Teardown: the daemon ended as expected and said nothing a sanitizer wrote."""
         rc = self.stop()
         err = self.stderr()
+        for r in glob.glob(os.path.join(SANITIZER_LOGS, "report.%d" % self.proc.pid)):
+            with open(r, errors="replace") as f:
+                err += "\n==> %s\n%s" % (r, f.read())
+            os.unlink(r)
         assert "Sanitizer" not in err and "runtime error:" not in err, err
         if self.expect_rc is not None:
             assert rc == self.expect_rc, "ingestfs exited %r, expected %r; stderr: %s" % (
