@@ -222,6 +222,8 @@ static void drop_repeats(struct item_list *l, struct snap_stats *st)
 {
 	size_t kept = 0;
 
+	if (!l->n)
+		return; /* and l->v may be NULL, which qsort must not see */
 	qsort(l->v, l->n, sizeof(*l->v), ref_cmp);
 	for (size_t i = 0; i < l->n; i++) {
 		const struct item_ref *r = &l->v[i], *first = kept ? &l->v[kept - 1] : NULL;

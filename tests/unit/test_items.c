@@ -75,7 +75,12 @@ static void test_numbers(void)
 	CHECK(parse("{\"items\": [{\"id\": \"a\"}]} x", err, sizeof(err)) == NULL);
 	CHECK(strstr(err, "text after the JSON value") != NULL);
 	CHECK(parse("{\"items\": [{\"id\": \"a\"}]}{}", err, sizeof(err)) == NULL);
-	CHECK(parse("{\"items\": [{\"id\": \"a\"}]} \n\t", err, sizeof(err)) != NULL);
+	{
+		struct snapshot *s = parse("{\"items\": [{\"id\": \"a\"}]} \n\t", err, sizeof(err));
+
+		CHECK(s != NULL); /* white space after the value is fine */
+		snapshot_put(s);
+	}
 	CHECK(parse("{\"items\": [+1]}", err, sizeof(err)) == NULL);
 	CHECK(parse("{\"items\": [0x1]}", err, sizeof(err)) == NULL);
 	CHECK(parse("{\"items\": [{\"id\": \"a\",}]}", err, sizeof(err)) == NULL);
