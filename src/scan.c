@@ -466,19 +466,21 @@ int scan_answer(const char *body, size_t len, void (*fn)(void *arg, const struct
 	return ret;
 }
 
-static int hex_value(char c)
+/* 0 for a byte that is not a hex digit: a defective token may be decoded too */
+static uint32_t hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
-		return c - '0';
+		return (uint32_t)(c - '0');
 	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return c - 'A' + 10;
+		return (uint32_t)(c - 'a' + 10);
+	if (c >= 'A' && c <= 'F')
+		return (uint32_t)(c - 'A' + 10);
+	return 0;
 }
 
 static uint32_t hex4(const char *p)
 {
-	return (uint32_t)(hex_value(p[0]) << 12 | hex_value(p[1]) << 8 | hex_value(p[2]) << 4 |
-			  hex_value(p[3]));
+	return hex_value(p[0]) << 12 | hex_value(p[1]) << 8 | hex_value(p[2]) << 4 | hex_value(p[3]);
 }
 
 static size_t put_utf8(char *out, uint32_t cp)

@@ -59,9 +59,10 @@ int scan_answer(const char *body, size_t len, void (*fn)(void *arg, const struct
 
 /*
  * scan_string - decode the string token @tok (@len bytes, quotes
- * included, as scan_answer() accepted it) into @out, which has room for
+ * included, as scan_answer() delimited it) into @out, which has room for
  * @len bytes.  Returns the decoded length.  Escapes of lone surrogates
- * decode to U+FFFD.
+ * decode to U+FFFD; in a token with defects, a bad escape decodes to
+ * something, never out of bounds.
  */
 size_t scan_string(const char *tok, size_t len, char *out);
 
