@@ -480,7 +480,8 @@ static uint32_t hex_value(char c)
 
 static uint32_t hex4(const char *p)
 {
-	return hex_value(p[0]) << 12 | hex_value(p[1]) << 8 | hex_value(p[2]) << 4 | hex_value(p[3]);
+	return hex_value(p[0]) << 12 | hex_value(p[1]) << 8 | hex_value(p[2]) << 4 |
+	       hex_value(p[3]);
 }
 
 static size_t put_utf8(char *out, uint32_t cp)
