@@ -38,6 +38,10 @@ struct cache {
 	struct api *api;
 	atomic_bool stopping;
 	int wake[2]; /* pipe: a byte asks the refresher to look at its flags */
+	/*
+	 * Written by cache_start() before the thread is created and by
+	 * cache_stop() after it was joined; read-only while it runs.
+	 */
 	pthread_t thread;
 	bool started;
 	struct cache_notify notify;

@@ -265,14 +265,20 @@ int cache_start(struct cache *c, const struct cache_notify *n)
 	int ret;
 
 	c->notify = *n;
+	/*
+	 * Before the thread exists, so that it sees it (pthread_create orders
+	 * the two): a first swap must already notify the kernel.
+	 */
+	c->started = true;
 	/* signals belong to the FUSE loop's thread, not to the refresher */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	ret = pthread_create(&c->thread, NULL, cache_thread, c);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (ret)
+	if (ret) {
+		c->started = false;
 		return -ret;
-	c->started = true;
+	}
 	return 0;
 }
 
