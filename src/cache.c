@@ -69,7 +69,6 @@ void cache_free(struct cache *c)
 	if (!c)
 		return;
 	snapshot_put(c->current);
-	snap_ctx_release(&c->ctx);
 	nodes_free(c->nodes);
 	api_free(c->api);
 	http_client_free(c->http);
@@ -251,6 +250,25 @@ void cache_log_recovery(struct cache *c, const struct snapshot *s)
 }
 
 /*
+ * A new snapshot's stamps may lie ahead of the clock: in the next second
+ * when the last change was stamped in this one (snapshot.c, next_stamp),
+ * or a few ns when a tiny answer was parsed fast.  Hold the snapshot back
+ * until the clock passes them, so that no reader sees a file from the
+ * future.  A clock stepped back by more than that is not waited for.
+ */
+static void wait_for_clock(struct cache *c, int64_t newest_ns)
+{
+	int64_t ahead;
+
+	while ((ahead = newest_ns - wall_ns()) >= 0 && ahead < 1100 * 1000 * 1000 &&
+	       !atomic_load(&c->stopping)) {
+		struct timespec pause = { 0, ahead > 50000000 ? 50000000 : ahead + 1 };
+
+		nanosleep(&pause, NULL);
+	}
+}
+
+/*
  * Swap @next in (taking its reference).  Node ids of the old snapshot
  * that the kernel still holds keep their bytes as blobs, so an open file
  * never changes under its reader; if that cannot be done (no memory) the
@@ -261,6 +279,7 @@ int cache_publish(struct cache *c, struct snapshot *next)
 	struct gone_list gone = { 0 };
 	struct snapshot *old;
 
+	wait_for_clock(c, c->ctx.newest_ns);
 	pthread_mutex_lock(&c->lock);
 	old = c->current;
 	pthread_mutex_unlock(&c->lock);
@@ -277,8 +296,7 @@ int cache_publish(struct cache *c, struct snapshot *next)
 
 		if (!nodes_count(c->nodes, nd->nodeid) || nodes_blob(c->nodes, nd->nodeid))
 			continue;
-		b = blob_new(snap_file_ino(t->key, (enum snap_kind)nd->kind), f->mtime,
-			     snap_file_data(old, f), f->len);
+		b = blob_new(f->nodeid, f->mtime_ns, snap_file_data(old, f), f->len);
 		if (!b)
 			gone.oom = true;
 		else
@@ -308,7 +326,8 @@ int cache_publish(struct cache *c, struct snapshot *next)
 	return 0;
 }
 
-int cache_publish_body(struct cache *c, char *body, size_t len, char *err, size_t errlen)
+int cache_publish_body(struct cache *c, char *body, size_t len, int64_t now_ns, char *err,
+		       size_t errlen)
 {
 	struct snapshot *prev, *next;
 	int ret;
@@ -318,7 +337,7 @@ int cache_publish_body(struct cache *c, char *body, size_t len, char *err, size_
 	pthread_mutex_lock(&c->lock);
 	prev = c->current ? snapshot_get(c->current) : NULL;
 	pthread_mutex_unlock(&c->lock);
-	c->ctx.now = time(NULL);
+	c->ctx.now_ns = now_ns;
 	ret = snapshot_parse(body, len, prev, &c->ctx, &next, err, errlen);
 	snapshot_put(prev);
 	if (ret == 0 && (ret = cache_publish(c, next)) < 0)

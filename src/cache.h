@@ -48,12 +48,13 @@ int cache_start(struct cache *c, const struct cache_notify *n);
 void cache_stop(struct cache *c);
 
 /*
- * cache_publish_body - parse @body as an API answer and swap it in as if a
- * refresh had fetched it.  For tests that exercise the cache without a
- * network: only before cache_start(), from one thread (the swap assumes a
- * single publisher).  0, -EBUSY once started, or -errno + @err.
+ * cache_publish_body - parse @body as an API answer that arrived at wall
+ * clock @now_ns and swap it in as if a refresh had fetched it.  For tests that exercise the cache
+ * without a network: only before cache_start(), from one thread (the swap assumes a single
+ * publisher).  0, -EBUSY once started, or -errno + @err.
  */
-int cache_publish_body(struct cache *c, char *body, size_t len, char *err, size_t errlen);
+int cache_publish_body(struct cache *c, char *body, size_t len, int64_t now_ns, char *err,
+		       size_t errlen);
 
 /*
  * cache_refresh_now - ask for a refresh now; async-signal-safe.  While

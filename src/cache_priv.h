@@ -73,6 +73,14 @@ struct cache {
 	size_t last_changes;	     /* notifications of the last swap */
 };
 
+static inline int64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static inline double mono_now(void)
 {
 	struct timespec ts;

@@ -197,7 +197,7 @@ size_t diff_snapshots(const struct snapshot *old, const struct snapshot *new,
 			j++;
 		}
 	}
-	if (root || old->mtime != new->mtime) {
+	if (root || old->mtime_ns != new->mtime_ns) {
 		ops->inode(arg, SNAP_ROOT_NODEID);
 		calls++;
 	}

@@ -38,7 +38,30 @@ void fs_set_session(struct fs *fs, struct fuse_session *se)
 
 /* ---- attributes ---- */
 
-void fs_fill_dir(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime, size_t subdirs)
+struct timespec fs_time_ns(int64_t ns)
+{
+	struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+
+	if (ts.tv_nsec < 0) {
+		ts.tv_sec--;
+		ts.tv_nsec += 1000000000;
+	}
+	return ts;
+}
+
+struct timespec fs_time_s(int64_t s)
+{
+	return (struct timespec){ .tv_sec = s };
+}
+
+/* a file's ctime is its mtime: both say when this version was first seen */
+static void set_times(struct stat *st, struct timespec t)
+{
+	st->st_mtim = st->st_ctim = st->st_atim = t;
+}
+
+void fs_fill_dir(const struct fs *fs, struct stat *st, uint64_t ino, struct timespec mtime,
+		 size_t subdirs)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -47,10 +70,11 @@ void fs_fill_dir(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mti
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
 	st->st_blksize = 4096;
-	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = mtime;
+	set_times(st, mtime);
 }
 
-void fs_fill_file(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime, size_t size)
+void fs_fill_file(const struct fs *fs, struct stat *st, uint64_t ino, struct timespec mtime,
+		  size_t size)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -61,13 +85,15 @@ void fs_fill_file(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mt
 	st->st_size = (off_t)size;
 	st->st_blksize = 4096;
 	st->st_blocks = (blkcnt_t)((size + 511) / 512);
-	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = mtime;
+	set_times(st, mtime);
 }
 
 void fs_fill_task_file(const struct fs *fs, struct stat *st, const struct snap_task *t,
 		       enum snap_kind kind)
 {
-	fs_fill_file(fs, st, snap_file_ino(t->key, kind), t->file[kind].mtime, t->file[kind].len);
+	const struct snap_file *f = &t->file[kind];
+
+	fs_fill_file(fs, st, f->nodeid, fs_time_ns(f->mtime_ns), f->len);
 }
 
 void fs_fill_entry(struct fuse_entry_param *e, uint64_t nodeid, double entry_timeout)
@@ -130,13 +156,13 @@ void fs_fill_link(const struct fs *fs, struct stat *st, enum snap_view_kind view
 	st->st_gid = fs->gid;
 	st->st_size = (off_t)(6 + t->id_len); /* "../../" + id */
 	st->st_blksize = 4096;
-	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = t->mtime;
+	set_times(st, fs_time_s(t->mtime));
 }
 
 /* A view root or value folder; they change only by invalidation. */
 void fs_fill_view_dir(const struct fs *fs, struct stat *st, uint64_t ino, const struct snapshot *s)
 {
-	fs_fill_dir(fs, st, ino, s->views_mtime, 0);
+	fs_fill_dir(fs, st, ino, fs_time_ns(s->views_mtime_ns), 0);
 }
 
 /* ---- getattr and read ---- */
@@ -154,7 +180,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	switch (fs_node_type(ino)) {
 	case NODE_ROOT:
-		fs_fill_dir(fs, &st, SNAP_ROOT_NODEID, s->mtime, s->ntasks);
+		fs_fill_dir(fs, &st, SNAP_ROOT_NODEID, fs_time_ns(s->mtime_ns), s->ntasks);
 		break;
 	case NODE_VIEW_ROOT:
 		fs_fill_view_dir(fs, &st, ino, s);
@@ -164,7 +190,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		t = snapshot_find_key(s, snap_dir_key(ino));
 		if (!t)
 			goto out_enoent;
-		fs_fill_dir(fs, &st, ino, t->mtime, 0);
+		fs_fill_dir(fs, &st, ino, fs_time_s(t->mtime), 0);
 		break;
 	case NODE_LINK:
 		t = snapshot_find_key(s, snap_dir_key(ino));
@@ -182,7 +208,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		if (snapshot_find_node(s, ino, &t, &kind)) {
 			fs_fill_task_file(fs, &st, t, kind);
 		} else if ((b = cache_blob_get(fs->cache, ino))) {
-			fs_fill_file(fs, &st, b->ino, b->mtime, b->len);
+			fs_fill_file(fs, &st, b->ino, fs_time_ns(b->mtime_ns), b->len);
 			blob_put(b);
 		} else {
 			goto out_enoent;

@@ -62,7 +62,7 @@ static void readdir_root(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool p
 			const struct snap_task *t = &s->tasks[i];
 
 			memset(&e, 0, sizeof(e));
-			fs_fill_dir(fs, &e.attr, snap_dir_nodeid(t->key), t->mtime, 0);
+			fs_fill_dir(fs, &e.attr, snap_dir_nodeid(t->key), fs_time_s(t->mtime), 0);
 			fs_fill_entry(&e, snap_dir_nodeid(t->key), FS_CACHE_TIMEOUT);
 			if (!dirbuf_add(req, d, plus, snap_task_id(s, t), &e,
 					(off_t)(t->key + SNAP_DIR_OFFSET)))

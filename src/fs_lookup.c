@@ -26,7 +26,7 @@ static void lookup_status(fuse_req_t req, struct fs *fs)
 		return;
 	}
 	memset(&e, 0, sizeof(e));
-	fs_fill_file(fs, &e.attr, b->ino, b->mtime, b->len);
+	fs_fill_file(fs, &e.attr, b->ino, fs_time_ns(b->mtime_ns), b->len);
 	/* every path walk renders a new version: never cache the name */
 	fs_fill_entry(&e, nodeid, 0);
 	if (fuse_reply_entry(req, &e) < 0)
@@ -63,7 +63,7 @@ static void lookup_root(fuse_req_t req, struct fs *fs, const char *name)
 		return;
 	}
 	memset(&e, 0, sizeof(e));
-	fs_fill_dir(fs, &e.attr, snap_dir_nodeid(t->key), t->mtime, 0);
+	fs_fill_dir(fs, &e.attr, snap_dir_nodeid(t->key), fs_time_s(t->mtime), 0);
 	fs_fill_entry(&e, snap_dir_nodeid(t->key), FS_CACHE_TIMEOUT);
 	snapshot_put(s);
 	fuse_reply_entry(req, &e);

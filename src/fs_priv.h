@@ -59,8 +59,13 @@ const struct snap_value *fs_find_value_node(const struct snapshot *s, uint64_t n
 					    enum snap_view_kind *view);
 
 /* The fill helpers overwrite all of *@st; fs_fill_entry sets *@e's node id and timeouts. */
-void fs_fill_dir(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime, size_t subdirs);
-void fs_fill_file(const struct fs *fs, struct stat *st, uint64_t ino, int64_t mtime, size_t size);
+/* times: nanoseconds, or whole seconds for a task's own timestamp */
+struct timespec fs_time_ns(int64_t ns);
+struct timespec fs_time_s(int64_t s);
+void fs_fill_dir(const struct fs *fs, struct stat *st, uint64_t ino, struct timespec mtime,
+		 size_t subdirs);
+void fs_fill_file(const struct fs *fs, struct stat *st, uint64_t ino, struct timespec mtime,
+		  size_t size);
 void fs_fill_task_file(const struct fs *fs, struct stat *st, const struct snap_task *t,
 		       enum snap_kind kind);
 void fs_fill_link(const struct fs *fs, struct stat *st, enum snap_view_kind view,

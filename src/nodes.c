@@ -19,7 +19,7 @@ struct nodes {
 	size_t blobs;
 };
 
-struct blob *blob_new(uint64_t ino, int64_t mtime, const char *data, size_t len)
+struct blob *blob_new(uint64_t ino, int64_t mtime_ns, const char *data, size_t len)
 {
 	struct blob *b = malloc(sizeof(*b) + len + 1);
 
@@ -27,7 +27,7 @@ struct blob *blob_new(uint64_t ino, int64_t mtime, const char *data, size_t len)
 		return NULL;
 	atomic_init(&b->refs, 1);
 	b->ino = ino;
-	b->mtime = mtime;
+	b->mtime_ns = mtime_ns;
 	b->len = len;
 	memcpy(b->data, data, len);
 	b->data[len] = '\0';

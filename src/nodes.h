@@ -15,14 +15,14 @@
 
 struct blob {
 	atomic_uint refs;
-	uint64_t ino;  /* st_ino */
-	int64_t mtime; /* s */
+	uint64_t ino; /* st_ino */
+	int64_t mtime_ns;
 	size_t len;
 	char data[];
 };
 
 /* blob_new - a blob holding a copy of @data, one reference; NULL on ENOMEM */
-struct blob *blob_new(uint64_t ino, int64_t mtime, const char *data, size_t len);
+struct blob *blob_new(uint64_t ino, int64_t mtime_ns, const char *data, size_t len);
 struct blob *blob_get(struct blob *b);
 void blob_put(struct blob *b);
 

@@ -41,8 +41,8 @@ double cache_backoff_delay(double ttl, unsigned int failures, long retry_after)
  * when the answer is byte for byte the one behind the current snapshot
  * (parsing it again would build the same snapshot); else -errno + @err.
  */
-static int cache_fetch(struct cache *c, struct snapshot **out, time_t stamp, long *retry_after,
-		       char *err, size_t errlen)
+static int cache_fetch(struct cache *c, struct snapshot **out, long *retry_after, char *err,
+		       size_t errlen)
 {
 	struct api_result res;
 	struct snapshot *prev;
@@ -71,7 +71,7 @@ static int cache_fetch(struct cache *c, struct snapshot **out, time_t stamp, lon
 		*out = NULL;
 		goto out;
 	}
-	c->ctx.now = stamp ? stamp : now;
+	c->ctx.now_ns = wall_ns();
 	ret = snapshot_parse(res.resp.body, res.resp.len, prev, &c->ctx, out, perr, sizeof(perr));
 	if (ret < 0) {
 		snprintf(err, errlen, "unusable answer: %s", perr);
@@ -121,7 +121,7 @@ static void cache_refresh(struct cache *c)
 	double t0 = mono_now(), delay;
 	int ret;
 
-	ret = cache_fetch(c, &next, 0, &retry_after, err, sizeof(err));
+	ret = cache_fetch(c, &next, &retry_after, err, sizeof(err));
 	if (ret == -ECANCELED)
 		return;
 	if (ret == 0 && !next) {
@@ -168,22 +168,20 @@ static void cache_refresh(struct cache *c)
 
 int cache_first_fetch(struct cache *c, char *err, size_t errlen)
 {
-	struct timespec now;
 	struct snapshot *s;
 	char why[192];
 	long retry_after;
-	time_t stamp;
+	int64_t now = wall_ns();
 	int ret;
 
 	/*
-	 * The first snapshot's files are stamped with the next whole second,
-	 * and we wait for it: a previous mount served only stamps up to the
-	 * second it started in, so a remount can never show changed content
-	 * with an old file's size and mtime (rsync compares whole seconds).
+	 * What an earlier mount showed is unknown: stamp the first answer in
+	 * the next second, so that no version of a path it showed can share
+	 * the whole-second mtime of the version this mount shows first.
 	 */
-	clock_gettime(CLOCK_REALTIME, &now);
-	stamp = now.tv_sec + 1;
-	ret = cache_fetch(c, &s, stamp, &retry_after, why, sizeof(why));
+	if (c->ctx.newest_ns < now)
+		c->ctx.newest_ns = now;
+	ret = cache_fetch(c, &s, &retry_after, why, sizeof(why));
 	if (ret == -ECANCELED) {
 		snprintf(err, errlen, "stopped by a signal during the first fetch");
 		return ret;
@@ -192,17 +190,6 @@ int cache_first_fetch(struct cache *c, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot load tasks from %s%s: %s", c->api_url, c->endpoint,
 			 why);
 		return ret;
-	}
-	/* bounded by the monotonic clock, in case the wall clock steps back */
-	for (double limit = mono_now() + 1.1; mono_now() < limit;) {
-		struct timespec wait;
-
-		clock_gettime(CLOCK_REALTIME, &now);
-		if (now.tv_sec >= stamp)
-			break;
-		wait.tv_sec = 0;
-		wait.tv_nsec = 1000000000L - now.tv_nsec;
-		nanosleep(&wait, NULL);
 	}
 	if (cache_publish(c, s) < 0) {
 		snprintf(err, errlen, "out of memory");

@@ -84,86 +84,42 @@ static const struct snap_task *prev_task(const struct snapshot *prev, uint64_t k
 	return NULL;
 }
 
-/* ---- tasks that leave and come back ---- */
-
-static int64_t grave_find(const struct snap_ctx *ctx, uint64_t key)
-{
-	size_t lo = LOWER_BOUND(ctx->grave, ctx->ngrave, key, key);
-
-	return lo < ctx->ngrave && ctx->grave[lo].key == key ? ctx->grave[lo].mtime : INT64_MIN;
-}
-
-static int grave_cmp(const void *a, const void *b)
-{
-	const struct snap_grave *x = a, *y = b;
-
-	return x->key < y->key ? -1 : x->key > y->key;
-}
-
-static int64_t task_newest(const struct snap_task *t)
-{
-	int64_t m = INT64_MIN;
-
-	for (int k = 0; k < SNAP_NKINDS; k++)
-		if (t->file[k].nodeid && t->file[k].mtime > m)
-			m = t->file[k].mtime;
-	return m;
-}
-
 /*
- * Remember tasks that went away while their newest mtime is not yet in the
- * past, so that a return within the same second gets a later mtime and
- * rsync's size+mtime check cannot miss it.  Usually this list is empty.
+ * The mtime of a new file version.  The first new version of an answer is
+ * stamped with the time the answer arrived, but never in the same whole
+ * second as any earlier stamp: rsync compares whole seconds, so a change
+ * stamped in the second of the version before it could be missed.  When
+ * the clock has not yet left that second, the stamp is the next second,
+ * and the cache holds the snapshot back until the clock gets there
+ * (wait_for_clock).  Every further stamp of the answer is 1 ns after the
+ * one before, which orders the files for borg (it trusts only files older
+ * than the newest it saw) without running ahead of the clock: four files
+ * a task take 4 ns, far less than parsing that task takes.  So stamps only
+ * grow, and a task that leaves and comes back gets newer times too.
  */
-static void grave_update(struct snap_ctx *ctx, const struct snapshot *prev,
-			 const struct snapshot *s)
+#define NS_PER_S 1000000000LL
+
+static int64_t next_stamp(struct snap_ctx *ctx)
 {
-	struct snap_grave *g;
-	size_t n = 0, cap = ctx->ngrave;
-	size_t i = 0, j = 0;
+	int64_t t;
 
-	if (prev)
-		cap += prev->ntasks;
-	g = malloc(sizeof(*g) * (cap + 1));
-	if (!g)
-		return; /* keep the old list: only a same-second corner case is at stake */
-	for (size_t k = 0; k < ctx->ngrave; k++)
-		if (ctx->grave[k].mtime >= ctx->now && !snapshot_find_key(s, ctx->grave[k].key))
-			g[n++] = ctx->grave[k];
-	while (prev && i < prev->ntasks) {
-		const struct snap_task *o = &prev->tasks[i];
+	if (ctx->newest_ns >= INT64_MAX - NS_PER_S)
+		return ctx->newest_ns; /* a hostile saved state: stop counting */
+	if (ctx->stamped) {
+		t = ctx->newest_ns + 1;
+	} else {
+		int64_t next_second = (ctx->newest_ns / NS_PER_S + 1) * NS_PER_S;
 
-		if (j < s->ntasks && s->tasks[j].key < o->key) {
-			j++;
-		} else if (j < s->ntasks && s->tasks[j].key == o->key) {
-			i++, j++;
-		} else {
-			int64_t m = task_newest(o);
-
-			if (m >= ctx->now) {
-				g[n].key = o->key;
-				g[n].mtime = m;
-				n++;
-			}
-			i++;
-		}
+		t = ctx->now_ns > next_second ? ctx->now_ns : next_second;
+		ctx->stamped = true;
 	}
-	qsort(g, n, sizeof(*g), grave_cmp);
-	free(ctx->grave);
-	ctx->grave = g;
-	ctx->ngrave = n;
-}
-
-void snap_ctx_release(struct snap_ctx *ctx)
-{
-	free(ctx->grave);
-	ctx->grave = NULL;
-	ctx->ngrave = 0;
+	ctx->newest_ns = t;
+	return t;
 }
 
 static int build_file(struct arena *a, struct snap_ctx *ctx, const struct snapshot *prev,
-		      const struct snap_task *pt, int64_t grave_mtime, struct snap_file *f,
-		      enum snap_kind kind, const char *text, size_t len)
+		      const struct snap_task *pt, struct snap_file *f, enum snap_kind kind,
+		      const char *text, size_t len)
 {
 	const struct snap_file *pf = pt ? &pt->file[kind] : NULL;
 	int64_t off = arena_add(a, text, len, true);
@@ -175,22 +131,13 @@ static int build_file(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 	if (pf && pf->nodeid && pf->len == f->len &&
 	    memcmp(snap_file_data(prev, pf), a->buf + off, f->len) == 0) {
 		f->nodeid = pf->nodeid;
-		f->mtime = pf->mtime;
+		f->mtime_ns = pf->mtime_ns;
 		return 0;
 	}
+	if (ctx->next_nodeid > SNAP_LAST_FILE_NODEID)
+		return -E2BIG; /* 2^61 versions: not in this universe's lifetime */
 	f->nodeid = ctx->next_nodeid++;
-	f->mtime = ctx->now;
-	if (!pt && grave_mtime >= f->mtime)
-		f->mtime = grave_mtime + 1; /* the task left and came back this second */
-	if (pt) {
-		/*
-		 * New content must get a new mtime even within one second, so
-		 * that rsync's size+mtime check can never miss a change.
-		 */
-		for (int k = 0; k < SNAP_NKINDS; k++)
-			if (pt->file[k].nodeid && pt->file[k].mtime >= f->mtime)
-				f->mtime = pt->file[k].mtime + 1;
-	}
+	f->mtime_ns = next_stamp(ctx);
 	return 0;
 }
 
@@ -199,7 +146,6 @@ static int build_files(struct arena *a, struct snap_ctx *ctx, const struct snaps
 		       struct snap_task *t)
 {
 	static const char *const fields[SNAP_RAW] = { "state", "operation", "timestamp" };
-	int64_t grave_mtime = pt ? INT64_MIN : grave_find(ctx, t->key);
 	int ret = 0;
 
 	for (int k = 0; k < SNAP_RAW && ret == 0; k++) {
@@ -214,8 +160,8 @@ static int build_files(struct arena *a, struct snap_ctx *ctx, const struct snaps
 			continue;
 		if (is_string)
 			t->strings |= 1u << k;
-		ret = build_file(a, ctx, prev, pt, grave_mtime, &t->file[k], (enum snap_kind)k,
-				 text, strlen(text));
+		ret = build_file(a, ctx, prev, pt, &t->file[k], (enum snap_kind)k, text,
+				 strlen(text));
 		free(to_free);
 	}
 	if (ret == 0) {
@@ -223,8 +169,7 @@ static int build_files(struct arena *a, struct snap_ctx *ctx, const struct snaps
 
 		if (!raw)
 			return -ENOMEM;
-		ret = build_file(a, ctx, prev, pt, grave_mtime, &t->file[SNAP_RAW], SNAP_RAW, raw,
-				 strlen(raw));
+		ret = build_file(a, ctx, prev, pt, &t->file[SNAP_RAW], SNAP_RAW, raw, strlen(raw));
 		free(raw);
 	}
 	return ret;
@@ -252,7 +197,7 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 	if (ret < 0)
 		return ret;
 	/* without a usable timestamp the folder keeps the time it was first seen */
-	t->mtime = task_mtime(item, pt ? pt->mtime : ctx->now);
+	t->mtime = task_mtime(item, pt ? pt->mtime : ctx->now_ns / 1000000000);
 	ret = build_files(a, ctx, prev, pt, item, t);
 	json_item_free(item);
 	return ret;
@@ -325,6 +270,7 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 		return -ENOMEM;
 	}
 	atomic_init(&s->refs, 1);
+	ctx->stamped = false;
 	ret = items_collect(body, len, ctx->hash_key, &l, &s->stats, err, errlen);
 	if (ret < 0)
 		goto out_free_snap;
@@ -356,15 +302,11 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 		goto out_nomem;
 	}
 
-	s->mtime = ctx->now;
-	s->views_mtime = prev ? prev->views_mtime : ctx->now;
-	if (prev) {
-		if (same_listing(prev, s))
-			s->mtime = prev->mtime;
-		else if (prev->mtime >= s->mtime)
-			s->mtime = prev->mtime + 1;
-	}
-	grave_update(ctx, prev, s);
+	if (prev && same_listing(prev, s))
+		s->mtime_ns = prev->mtime_ns;
+	else
+		s->mtime_ns = next_stamp(ctx);
+	s->views_mtime_ns = prev ? prev->views_mtime_ns : s->mtime_ns;
 	items_free(&l);
 	*out = s;
 	return 0;

@@ -15,19 +15,21 @@
  * reference count: its tasks, their files' bytes (one arena), the file
  * node index and the views (view.h).  snapshot_parse() builds one from
  * the items json.h reads; snapshot_put() of the last reference frees it
- * all.  Everything here is pure: no clock (ctx->now is given), no I/O, no
+ * all.  Everything here is pure: no clock (ctx->now_ns is given), no I/O, no
  * locks; the cache publishes snapshots and diff.h compares them.
  *
  * Node ids (what the kernel caches by) follow one rule: the bytes and
  * attributes behind a node id never change.  A task folder's node id is
- * derived from its id (stable for the life of the mount); a file's node id
- * names one version of its content, so a changed file gets a new node id
- * while st_ino, derived from the path, stays the same.
+ * derived from its id (stable as long as the hash key is kept); a file's
+ * node id names one version of its content and is its st_ino too, so a
+ * changed file looks like one replaced by rename(2): new content, new
+ * inode number, never reused (the allocator only moves forward, and the
+ * state folder keeps it across restarts).
  *
  *   1                       the root
  *   [16, 2^61)              file versions, from ctx->next_nodeid
  *   [2^61, 2^62)            .status versions (cache.c)
- *   2^62 | key << 3         task folders; their files' st_ino add 1 + kind
+ *   2^62 | key << 3         task folders
  *   ... | 5 + view          a task's symlink in a view (same in every value)
  *   2^62 | vkey << 3 | 7    a view's value folder (vkey: hash of view+value)
  *   3, 4                    the view roots .by-state and .by-operation
@@ -38,8 +40,8 @@
 enum snap_kind { SNAP_STATE, SNAP_OPERATION, SNAP_TIMESTAMP, SNAP_RAW, SNAP_NKINDS };
 
 #define SNAP_ROOT_NODEID	1ULL
-#define SNAP_STATUS_INO		2ULL
 #define SNAP_FIRST_FILE_NODEID	16ULL
+#define SNAP_LAST_FILE_NODEID	(SNAP_STATUS_NODEID_BASE - 1)
 #define SNAP_STATUS_NODEID_BASE (1ULL << 61)
 #define SNAP_DIR_BIT		(1ULL << 62)
 #define SNAP_KEY_MASK		((1ULL << 59) - 1)
@@ -80,15 +82,10 @@ static inline uint64_t snap_dir_key(uint64_t nodeid)
 	return (nodeid & ~SNAP_DIR_BIT) >> 3;
 }
 
-static inline uint64_t snap_file_ino(uint64_t key, enum snap_kind kind)
-{
-	return snap_dir_nodeid(key) | (uint64_t)(kind + 1);
-}
-
 struct snap_file {
-	uint64_t nodeid; /* 0 when the field is missing or null */
-	int64_t mtime;	 /* s; when this daemon first saw this content */
-	uint32_t off;	 /* content: arena[off, off + len) */
+	uint64_t nodeid;  /* and st_ino; 0 when the field is missing or null */
+	int64_t mtime_ns; /* when this content was first seen, wall clock ns */
+	uint32_t off;	  /* content: arena[off, off + len) */
 	uint32_t len;
 };
 
@@ -108,8 +105,8 @@ struct snap_node {
 
 struct snapshot {
 	atomic_uint refs;
-	int64_t mtime;	     /* s; root folder: when this listing was first seen */
-	int64_t views_mtime; /* s; view folders: when the first snapshot was built */
+	int64_t mtime_ns;	/* root folder: when this listing was first seen */
+	int64_t views_mtime_ns; /* view folders: when the first snapshot was built */
 	size_t ntasks;
 	struct snap_task *tasks; /* sorted by key */
 	size_t nnodes;
@@ -120,21 +117,13 @@ struct snapshot {
 	struct snap_stats stats;
 };
 
-struct snap_grave {
-	uint64_t key;  /* a task that went away... */
-	int64_t mtime; /* ...and the newest file mtime it had, s */
-};
-
 struct snap_ctx {
-	uint64_t hash_key[2];	  /* per-mount random key for the id hash */
-	int64_t now;		  /* wall clock, s */
-	uint64_t next_nodeid;	  /* file node id allocator; advanced by parse */
-	struct snap_grave *grave; /* removed tasks with mtimes >= now, by key */
-	size_t ngrave;
+	uint64_t hash_key[2]; /* per-mount random key for the id hash */
+	int64_t now_ns;	      /* wall clock when the answer arrived */
+	uint64_t next_nodeid; /* file node id allocator; advanced by parse */
+	int64_t newest_ns;    /* the latest mtime given out; parse never lowers it */
+	bool stamped;	      /* this parse has given out a stamp */
 };
-
-/* snap_ctx_release - free what parsing left in @ctx */
-void snap_ctx_release(struct snap_ctx *ctx);
 
 extern const char *const snap_file_names[SNAP_NKINDS];
 

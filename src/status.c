@@ -77,10 +77,12 @@ struct blob *cache_status_blob(struct cache *c, uint64_t *nodeid)
 	len = status_render(c, text, sizeof(text));
 	if (len < 0 || (size_t)len >= sizeof(text))
 		len = (int)strlen(text);
-	b = blob_new(SNAP_STATUS_INO, time(NULL), text, (size_t)len);
+	/* each rendering is a version of its own, with its own inode number */
+	*nodeid = SNAP_STATUS_NODEID_BASE + c->status_seq;
+	b = blob_new(*nodeid, wall_ns(), text, (size_t)len);
 	if (!b)
 		goto out_unlock;
-	*nodeid = SNAP_STATUS_NODEID_BASE + c->status_seq++;
+	c->status_seq++;
 	if (nodes_ref(c->nodes, *nodeid, 1) < 0) {
 		blob_put(b);
 		b = NULL;

@@ -126,7 +126,9 @@ def test_no_torn_reads(new_mount):
            % (counts["cat"], counts["pread"], len(bad), gen))
     assert bad == []
     assert counts["cat"] > 100 and counts["pread"] > 100
-    assert gen > 50  # the content really did flip underneath
+    # the content really did flip underneath, as often as it may: a change
+    # shows at most once a second, in a new whole second (README, "Times")
+    assert gen > 15
 
 
 def test_listing_stable_while_it_changes(new_mount):
@@ -166,7 +168,7 @@ def test_listing_stable_while_it_changes(new_mount):
     finally:
         stop.set()
         t.join()
-    assert int(m.status()["generation"]) > 10
+    assert int(m.status()["generation"]) > 4  # at most one change a second
 
 
 def test_tar_is_byte_identical_while_refreshing(new_mount, tmp_path):

@@ -55,7 +55,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct snap_diff_ops ops = { count_entry, count_inode };
-	struct snap_ctx ctx = { .hash_key = { 7, 11 }, .now = 1700000000, .next_nodeid = 16 };
+	struct snap_ctx ctx = { .hash_key = { 7, 11 },
+				.now_ns = 1700000000000000000LL,
+				.next_nodeid = 16 };
 	struct snapshot *a = NULL, *b = NULL;
 	size_t calls = 0;
 	char err[160], *copy = malloc(size ? size : 1);
@@ -73,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* the same answer again: nothing may change, no node id may go */
 	memcpy(copy, data, size);
-	ctx.now++;
+	ctx.now_ns += 1000000000;
 	if (snapshot_parse(copy, size, a, &ctx, &b, err, sizeof(err)) < 0)
 		abort();
 	free(copy);
@@ -117,6 +119,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	snapshot_put(a);
 	snapshot_put(b);
-	snap_ctx_release(&ctx);
 	return 0;
 }

@@ -20,7 +20,9 @@ static const char seed[] =
 	" \"state\": \"COMPLETED\", \"operation\": \"CREATE\", \"timestamp\": 1663974437}"
 	"], \"total_items\": 2}";
 
-static struct snap_ctx ctx = { .hash_key = { 1, 2 }, .now = 1000, .next_nodeid = 16 };
+#define NS 1000000000LL
+
+static struct snap_ctx ctx = { .hash_key = { 1, 2 }, .now_ns = 1000 * NS, .next_nodeid = 16 };
 
 static struct snapshot *parse(const char *json, const struct snapshot *prev)
 {
@@ -74,8 +76,17 @@ static void test_seed(void)
 		       "}\n");
 	t = snapshot_find(s, ctx.hash_key, ID1, strlen(ID1));
 	CHECK(t && t->mtime == 1664900951);
-	CHECK(t && t->file[SNAP_STATE].mtime == 1000);
-	CHECK(s->mtime == 1000);
+	/* new versions: the arrival time, then 1 ns apart; the root after them */
+	CHECK(t && t->file[SNAP_STATE].mtime_ns >= 1000 * NS &&
+	      t->file[SNAP_STATE].mtime_ns < 1000 * NS + 8);
+	CHECK(s->mtime_ns == 1000 * NS + 8);
+	for (size_t i = 0; i < s->ntasks; i++)
+		for (size_t j = 0; j < s->ntasks; j++)
+			for (int k = 0; k < SNAP_NKINDS; k++)
+				for (int l = 0; l < SNAP_NKINDS; l++)
+					CHECK((i == j && k == l) ||
+					      s->tasks[i].file[k].mtime_ns !=
+						      s->tasks[j].file[l].mtime_ns);
 	CHECK(snapshot_find(s, ctx.hash_key, "nope", 4) == NULL);
 	CHECK(snapshot_find(s, ctx.hash_key, ID1, strlen(ID1) - 1) == NULL);
 	/* sorted by key, node ids unique and indexed */
@@ -316,12 +327,12 @@ static void test_versions(void)
 	struct diff_log d;
 	int gone = 0;
 
-	ctx.now = 1000;
+	ctx.now_ns = 1000 * NS;
 	a = parse("{\"items\": [{\"id\": \"x\", \"state\": \"PENDING\", \"timestamp\": 5},"
 		  "{\"id\": \"y\", \"state\": \"PENDING\", \"timestamp\": 6}]}",
 		  NULL);
 	/* nothing changed: same node ids, same mtimes, no diff */
-	ctx.now = 1000; /* same second on purpose */
+	ctx.now_ns = 1000 * NS; /* same second on purpose */
 	b = parse("{\"items\": [{\"id\": \"y\", \"state\": \"PENDING\", \"timestamp\": 6},"
 		  "{\"id\": \"x\", \"state\": \"PENDING\", \"timestamp\": 5}]}",
 		  a);
@@ -332,15 +343,15 @@ static void test_versions(void)
 	CHECK(diff_snapshots(a, b, ctx.hash_key, &ops, &d) == 0);
 	diff_for_each_gone(a, b, count_gone, &gone);
 	CHECK(gone == 0);
-	CHECK(b->mtime == a->mtime);
+	CHECK(b->mtime_ns == a->mtime_ns);
 	snapshot_put(b);
 	/* a task without a timestamp keeps its folder time across refreshes */
-	ctx.now = 1000;
+	ctx.now_ns = 1000 * NS;
 	c = parse("{\"items\": [{\"id\": \"x\", \"state\": \"PENDING\", \"timestamp\": 5},"
 		  "{\"id\": \"y\", \"state\": \"PENDING\", \"timestamp\": 6},"
 		  "{\"id\": \"nots\"}]}",
 		  a);
-	ctx.now = 2000;
+	ctx.now_ns = 2000 * NS;
 	b = parse("{\"items\": [{\"id\": \"x\", \"state\": \"PENDING\", \"timestamp\": 5},"
 		  "{\"id\": \"y\", \"state\": \"PENDING\", \"timestamp\": 6},"
 		  "{\"id\": \"nots\"}]}",
@@ -349,7 +360,7 @@ static void test_versions(void)
 	CHECK(b && c && diff_snapshots(c, b, ctx.hash_key, &ops, &d) == 0);
 	CHECK(b && snapshot_find(b, ctx.hash_key, "nots", 4)->mtime == 1000);
 	snapshot_put(c);
-	ctx.now = 1000;
+	ctx.now_ns = 1000 * NS;
 
 	/* same-size change in the same second: new node id, later mtime */
 	c = parse("{\"items\": [{\"id\": \"x\", \"state\": \"DELETED\", \"timestamp\": 5},"
@@ -362,9 +373,9 @@ static void test_versions(void)
 	tb = snapshot_find(c, ctx.hash_key, "x", 1);
 	CHECK(ta->file[SNAP_STATE].len == tb->file[SNAP_STATE].len);
 	CHECK(ta->file[SNAP_STATE].nodeid != tb->file[SNAP_STATE].nodeid);
-	CHECK(tb->file[SNAP_STATE].mtime > ta->file[SNAP_STATE].mtime);
+	CHECK(tb->file[SNAP_STATE].mtime_ns > ta->file[SNAP_STATE].mtime_ns);
 	CHECK(ta->file[SNAP_TIMESTAMP].nodeid == tb->file[SNAP_TIMESTAMP].nodeid);
-	CHECK(c->mtime > b->mtime);
+	CHECK(c->mtime_ns > b->mtime_ns);
 
 	memset(&d, 0, sizeof(d));
 	diff_snapshots(b, c, ctx.hash_key, &ops, &d);
@@ -383,7 +394,7 @@ static void test_versions(void)
 	snapshot_put(c);
 
 	/* x goes and comes back within the same second with same-size content */
-	ctx.now = 5000;
+	ctx.now_ns = 5000 * NS;
 	a2 = parse("{\"items\": [{\"id\": \"w\", \"state\": \"AAAA\"}, {\"id\": \"q\"}]}", NULL);
 	b2 = parse("{\"items\": [{\"id\": \"q\"}]}", a2);
 	c2 = parse("{\"items\": [{\"id\": \"w\", \"state\": \"BBBB\"}, {\"id\": \"q\"}]}", b2);
@@ -392,13 +403,19 @@ static void test_versions(void)
 		const struct snap_task *w1 = snapshot_find(a2, ctx.hash_key, "w", 1);
 		const struct snap_task *w2 = snapshot_find(c2, ctx.hash_key, "w", 1);
 
-		CHECK(w2->file[SNAP_STATE].mtime > w1->file[SNAP_STATE].mtime);
+		CHECK(w2->file[SNAP_STATE].mtime_ns > w1->file[SNAP_STATE].mtime_ns);
 	}
-	CHECK(ctx.ngrave == 0); /* once it is back, nothing is remembered */
+	/* a clock stepped back: new versions are still newer than every old one */
+	ctx.now_ns = 10 * NS;
+	snapshot_put(b2);
+	b2 = parse("{\"items\": [{\"id\": \"w\", \"state\": \"CCCC\"}, {\"id\": \"q\"}]}", c2);
+	CHECK(b2 && c2);
+	if (b2 && c2)
+		CHECK(snapshot_find(b2, ctx.hash_key, "w", 1)->file[SNAP_STATE].mtime_ns >
+		      c2->tasks[0].file[SNAP_RAW].mtime_ns);
 	snapshot_put(a2);
 	snapshot_put(b2);
 	snapshot_put(c2);
-	snap_ctx_release(&ctx);
 out:
 	snapshot_put(a);
 	snapshot_put(b);
