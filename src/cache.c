@@ -21,12 +21,18 @@
 #include "http.h"
 #include "log.h"
 
-struct cache *cache_new(const struct config *cfg, const struct creds *creds)
+struct cache *cache_new(const struct config *cfg, const struct creds *creds,
+			struct state_dir *state)
 {
 	struct cache *c = calloc(1, sizeof(*c));
 
-	if (!c)
+	if (!c) {
+		state_dir_close(state);
 		return NULL;
+	}
+	c->state = state;
+	c->offline_start = cfg->offline_start;
+	c->max_response = cfg->max_response;
 	c->wake[0] = c->wake[1] = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	atomic_init(&c->stopping, false);
@@ -69,6 +75,8 @@ void cache_free(struct cache *c)
 	if (!c)
 		return;
 	snapshot_put(c->current);
+	snapshot_put(c->restored);
+	state_dir_close(c->state);
 	nodes_free(c->nodes);
 	api_free(c->api);
 	http_client_free(c->http);
@@ -274,7 +282,7 @@ static void wait_for_clock(struct cache *c, int64_t newest_ns)
  * never changes under its reader; if that cannot be done (no memory) the
  * swap is refused and -ENOMEM returned, keeping the old snapshot.
  */
-int cache_publish(struct cache *c, struct snapshot *next)
+int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 {
 	struct gone_list gone = { 0 };
 	struct snapshot *old;
@@ -311,10 +319,16 @@ int cache_publish(struct cache *c, struct snapshot *next)
 	}
 	c->current = next;
 	/* health changes with the data, so .status never lags what readers see */
-	cache_mark_success_locked(c, true);
+	if (from_api) {
+		cache_mark_success_locked(c, true);
+		c->offline = false;
+	} else {
+		c->generation++;
+	}
 	pthread_mutex_unlock(&c->lock);
 	free(gone.v);
-	cache_log_recovery(c, next);
+	if (from_api)
+		cache_log_recovery(c, next);
 
 	if (old && c->started && c->notify.entry && !atomic_load(&c->stopping))
 		cache_notify_changes(c, old, next);
@@ -340,7 +354,7 @@ int cache_publish_body(struct cache *c, char *body, size_t len, int64_t now_ns, 
 	c->ctx.now_ns = now_ns;
 	ret = snapshot_parse(body, len, prev, &c->ctx, &next, err, errlen);
 	snapshot_put(prev);
-	if (ret == 0 && (ret = cache_publish(c, next)) < 0)
+	if (ret == 0 && (ret = cache_publish(c, next, true)) < 0)
 		snprintf(err, errlen, "out of memory");
 	c->body_hash_set = false;
 	return ret;

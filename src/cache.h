@@ -29,15 +29,24 @@ struct cache_notify {
 	void *stop_arg;
 };
 
+struct state_dir;
+
 /*
  * cache_new - a cache for @cfg's API, signed with @creds (copied; the
- * caller may wipe its own).  NULL on ENOMEM.
+ * caller may wipe its own), keeping its state in @state (taken over;
+ * NULL: no state folder).  NULL on ENOMEM.
  */
-struct cache *cache_new(const struct config *cfg, const struct creds *creds);
+struct cache *cache_new(const struct config *cfg, const struct creds *creds,
+			struct state_dir *state);
 /* cache_free - after cache_stop(); drops every snapshot and blob */
 void cache_free(struct cache *c);
 
-/* cache_first_fetch - the synchronous start-up load; 0 or -errno + @err */
+/*
+ * cache_first_fetch - the synchronous start-up load: restore the saved
+ * state, if any, then fetch.  When the fetch fails for another reason
+ * than the credentials and a saved answer exists (and offline_start is
+ * on), serve that and keep retrying.  0 or -errno + @err.
+ */
 int cache_first_fetch(struct cache *c, char *err, size_t errlen);
 
 /*

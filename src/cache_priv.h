@@ -23,12 +23,25 @@
 #include <time.h>
 
 #include "cache.h"
+#include "state.h"
 
 struct api;
 struct http_client;
+struct state_dir;
+
+/* an answer as it arrived, kept until it is saved */
+struct fetched {
+	char *body;
+	size_t len;
+	uint64_t hash;
+	int64_t at_ns; /* wall clock when it arrived */
+};
 
 struct cache {
-	/* set at creation, then read-only */
+	/*
+	 * Set at creation, then read-only; hash_key may still be replaced by
+	 * the saved one in cache_first_fetch, before anything is mounted.
+	 */
 	char *api_url;
 	char *endpoint;
 	double ttl;	       /* s */
@@ -36,6 +49,9 @@ struct cache {
 	uint64_t hash_key[2];
 	struct http_client *http;
 	struct api *api;
+	struct state_dir *state; /* NULL with state_dir=none */
+	bool offline_start;
+	size_t max_response;
 	atomic_bool stopping;
 	int wake[2]; /* pipe: a byte asks the refresher to look at its flags */
 	/*
@@ -48,8 +64,9 @@ struct cache {
 
 	/* refresher thread only */
 	struct snap_ctx ctx;
-	uint64_t body_hash;    /* of the answer behind the current snapshot */
-	uint64_t pending_hash; /* of the answer behind the snapshot being swapped in */
+	struct snapshot *restored; /* the saved snapshot, until the first fetch is done */
+	int64_t restored_at_ns;	   /* when its answer arrived */
+	uint64_t body_hash;	   /* of the answer behind the current snapshot */
 	bool body_hash_set;
 	size_t warned_skipped; /* what the last warnings said */
 	size_t warned_duplicates;
@@ -71,6 +88,9 @@ struct cache {
 	unsigned int recovered_from; /* failures before the last swap */
 	char last_error[192];	     /* "" = none */
 	size_t last_changes;	     /* notifications of the last swap */
+	bool offline;		     /* serving the saved answer; the API has not answered */
+	struct state_save_stats saves;
+	char save_error[192]; /* "" = none */
 };
 
 static inline int64_t wall_ns(void)
@@ -91,8 +111,12 @@ static inline double mono_now(void)
 
 /* ---- cache.c, for refresh.c ---- */
 
-/* cache_publish - swap @next in, taking its reference; 0, or -ENOMEM keeping the old one */
-int cache_publish(struct cache *c, struct snapshot *next);
+/*
+ * cache_publish - swap @next in, taking its reference; 0, or -ENOMEM
+ * keeping the old one.  @from_api: a refresh succeeded (health and
+ * counters say so); false for the saved snapshot of an offline start.
+ */
+int cache_publish(struct cache *c, struct snapshot *next, bool from_api);
 /*
  * cache_mark_success_locked - a refresh succeeded, and @swapped a new
  * snapshot in: health and counters; c->lock held

@@ -22,6 +22,8 @@ enum {
 	KEY_ENDPOINT,
 	KEY_MAX_RESPONSE,
 	KEY_INSECURE_HTTP,
+	KEY_STATE_DIR,
+	KEY_OFFLINE_START,
 };
 
 static const struct fuse_opt config_opts[] = {
@@ -36,6 +38,8 @@ static const struct fuse_opt config_opts[] = {
 	FUSE_OPT_KEY("endpoint=", KEY_ENDPOINT),
 	FUSE_OPT_KEY("max_response=", KEY_MAX_RESPONSE),
 	FUSE_OPT_KEY("insecure_http", KEY_INSECURE_HTTP),
+	FUSE_OPT_KEY("state_dir=", KEY_STATE_DIR),
+	FUSE_OPT_KEY("offline_start=", KEY_OFFLINE_START),
 	FUSE_OPT_END,
 };
 
@@ -45,6 +49,7 @@ int config_init(struct config *cfg)
 	cfg->ttl = CONFIG_DEFAULT_TTL;
 	cfg->timeout = CONFIG_DEFAULT_TIMEOUT;
 	cfg->max_response = CONFIG_DEFAULT_MAX_RESPONSE;
+	cfg->offline_start = true;
 	cfg->api_url = strdup(API_DEFAULT_URL);
 	cfg->endpoint = strdup(API_DEFAULT_ENDPOINT);
 	return cfg->api_url && cfg->endpoint ? 0 : -ENOMEM;
@@ -57,7 +62,9 @@ void config_free(struct config *cfg)
 	free(cfg->credentials);
 	free(cfg->source);
 	free(cfg->mountpoint);
+	free(cfg->state_dir);
 	cfg->api_url = cfg->endpoint = cfg->credentials = cfg->source = cfg->mountpoint = NULL;
+	cfg->state_dir = NULL;
 }
 
 /* Options that only mean something to mount(8), fstab or systemd. */
@@ -264,6 +271,24 @@ static int config_opt_proc(void *data, const char *arg, int key, struct fuse_arg
 		return config_set_str(&cfg->credentials, val) ? -1 : 0;
 	case KEY_INSECURE_HTTP:
 		cfg->insecure_http = true;
+		return 0;
+	case KEY_STATE_DIR:
+		if (*val == '\0') {
+			snprintf(cfg->error, sizeof(cfg->error),
+				 "state_dir= needs a folder name, or none");
+			return -1;
+		}
+		cfg->no_state = strcmp(val, "none") == 0;
+		free(cfg->state_dir);
+		cfg->state_dir = NULL;
+		return cfg->no_state || config_set_str(&cfg->state_dir, val) == 0 ? 0 : -1;
+	case KEY_OFFLINE_START:
+		if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0) {
+			snprintf(cfg->error, sizeof(cfg->error),
+				 "invalid offline_start '%.40s': expected yes or no", val);
+			return -1;
+		}
+		cfg->offline_start = strcmp(val, "yes") == 0;
 		return 0;
 	case KEY_MAX_RESPONSE:
 		if (config_parse_size(val, 1024, 4ull << 30, &cfg->max_response) < 0) {

@@ -18,6 +18,9 @@ struct config {
 	double timeout;	     /* seconds for one API request, connect included */
 	size_t max_response; /* bytes */
 	bool insecure_http;  /* plain http:// allowed to a host that is not loopback */
+	char *state_dir;     /* malloc'd path, or NULL for the default */
+	bool no_state;	     /* state_dir=none */
+	bool offline_start;  /* serve the saved answer when the API is down at start */
 	char *source;	     /* mount(8)'s "device" field, when given; malloc'd */
 	char *mountpoint;    /* malloc'd, or NULL when none was given */
 	bool show_help;
@@ -31,7 +34,8 @@ void config_free(struct config *cfg);
 
 /*
  * config_parse - take ingestfs' own options (-o api_url=..., ttl, timeout,
- * credentials, endpoint, max_response; -h/--help, -V/--version) out of
+ * credentials, endpoint, max_response, insecure_http, state_dir,
+ * offline_start; -h/--help, -V/--version) out of
  * @args, leaving libfuse's for fuse_parse_cmdline().  Also takes the
  * positional arguments ([SOURCE] MOUNTPOINT, as mount.fuse3 passes them)
  * and drops fstab-only options (noauto, nofail, _netdev, x-*, ...) that

@@ -21,6 +21,7 @@
 #include "fs.h"
 #include "http.h"
 #include "log.h"
+#include "state.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -48,6 +49,14 @@ static void print_help(const char *prog)
 	       "                           K/M/G suffixes (default: 256M)\n"
 	       "    -o insecure_http       allow plain http:// to a host that is not loopback\n"
 	       "                           (requests can then be replayed and answers forged)\n"
+	       "    -o state_dir=DIR       where the last answer, inode numbers and times are\n"
+	       "                           kept across restarts (default: $XDG_STATE_HOME or\n"
+	       "                           ~/.local/state, or /var/lib for root, + "
+	       "/ingestfs/NAME;\n"
+	       "                           NAME from api_url, endpoint and user); none: keep\n"
+	       "                           nothing\n"
+	       "    -o offline_start=yes|no  when the API cannot be reached at start, mount the\n"
+	       "                           saved answer and keep retrying (default: yes)\n"
 	       "\n"
 	       "general options:\n"
 	       "    -h, --help             print this help and exit\n"
@@ -198,6 +207,7 @@ int main(int argc, char *argv[])
 	struct config cfg;
 	struct creds creds;
 	struct fuse_session *se;
+	struct state_dir *state = NULL;
 	struct cache *cache;
 	struct fs *fs;
 	char err[512];
@@ -253,12 +263,20 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "ingestfs: %s\n", err);
 		goto out_session;
 	}
-	if (http_global_init() < 0) {
-		fprintf(stderr, "ingestfs: cannot initialise libcurl\n");
+	/* the folder is named after the user, so it comes after the credentials */
+	if (!cfg.no_state && state_dir_open(cfg.state_dir, cfg.api_url, cfg.endpoint, creds.user_id,
+					    &state, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ingestfs: %s\n", err);
 		creds_wipe(&creds);
 		goto out_session;
 	}
-	cache = cache_new(&cfg, &creds);
+	if (http_global_init() < 0) {
+		fprintf(stderr, "ingestfs: cannot initialise libcurl\n");
+		creds_wipe(&creds);
+		state_dir_close(state);
+		goto out_session;
+	}
+	cache = cache_new(&cfg, &creds, state);
 	creds_wipe(&creds);
 	if (!cache) {
 		fprintf(stderr, "ingestfs: out of memory\n");

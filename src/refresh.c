@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,12 +38,13 @@ double cache_backoff_delay(double ttl, unsigned int failures, long retry_after)
 }
 
 /*
- * Fetch and parse.  0 with a new snapshot in *@out, or 0 with *@out NULL
- * when the answer is byte for byte the one behind the current snapshot
- * (parsing it again would build the same snapshot); else -errno + @err.
+ * Fetch and parse.  0 with a new snapshot in *@out and its answer in
+ * @got (free got->body), or 0 with *@out NULL when the answer is byte for
+ * byte the one behind the current (or saved) snapshot: parsing it again
+ * would build the same snapshot.  Else -errno + @err.
  */
-static int cache_fetch(struct cache *c, struct snapshot **out, long *retry_after, char *err,
-		       size_t errlen)
+static int cache_fetch(struct cache *c, struct snapshot **out, struct fetched *got,
+		       long *retry_after, char *err, size_t errlen)
 {
 	struct api_result res;
 	struct snapshot *prev;
@@ -51,10 +53,12 @@ static int cache_fetch(struct cache *c, struct snapshot **out, long *retry_after
 	uint64_t hash;
 	int ret;
 
+	memset(got, 0, sizeof(*got));
 	pthread_mutex_lock(&c->lock);
 	c->requests++;
 	c->last_attempt = now;
-	prev = c->current ? snapshot_get(c->current) : NULL;
+	prev = c->current ? c->current : c->restored;
+	prev = prev ? snapshot_get(prev) : NULL;
 	pthread_mutex_unlock(&c->lock);
 
 	*retry_after = -1;
@@ -77,12 +81,44 @@ static int cache_fetch(struct cache *c, struct snapshot **out, long *retry_after
 		snprintf(err, errlen, "unusable answer: %s", perr);
 		goto out;
 	}
-	/* taken as the current answer's once the swap succeeds */
-	c->pending_hash = hash;
+	got->body = res.resp.body;
+	got->len = res.resp.len;
+	got->hash = hash;
+	got->at_ns = c->ctx.now_ns;
+	res.resp.body = NULL;
 out:
 	api_result_free(&res);
 	snapshot_put(prev);
 	return ret;
+}
+
+/*
+ * Save @s and its answer before it is published, so that whatever readers
+ * were shown is in the state.  A failed save is logged once per cause and
+ * shown in .status; the mount goes on without it.
+ */
+static void cache_save(struct cache *c, const struct snapshot *s, const struct fetched *got)
+{
+	struct state_save_stats st;
+	char err[192];
+	int ret;
+
+	if (!c->state)
+		return;
+	pthread_mutex_lock(&c->lock);
+	st = c->saves;
+	pthread_mutex_unlock(&c->lock);
+	ret = state_save(c->state, s, got->body, got->len, got->hash, &c->ctx, got->at_ns, &st, err,
+			 sizeof(err));
+	pthread_mutex_lock(&c->lock);
+	if (ret < 0 && strcmp(c->save_error, err) != 0)
+		log_warn("%s; a restart will not know this answer's inodes and times", err);
+	if (ret < 0)
+		snprintf(c->save_error, sizeof(c->save_error), "%s", err);
+	else
+		c->save_error[0] = '\0';
+	c->saves = st;
+	pthread_mutex_unlock(&c->lock);
 }
 
 bool cache_total_mismatch(const struct snapshot *s)
@@ -116,14 +152,18 @@ static void log_snapshot_warnings(struct cache *c, const struct snapshot *s)
 static void cache_refresh(struct cache *c)
 {
 	struct snapshot *next = NULL;
+	struct fetched got;
 	char err[192];
 	long retry_after;
 	double t0 = mono_now(), delay;
 	int ret;
 
-	ret = cache_fetch(c, &next, &retry_after, err, sizeof(err));
+	ret = cache_fetch(c, &next, &got, &retry_after, err, sizeof(err));
 	if (ret == -ECANCELED)
 		return;
+	if (ret == 0 && next)
+		cache_save(c, next, &got);
+	free(got.body);
 	if (ret == 0 && !next) {
 		/* the same answer again: the current snapshot stands, confirmed */
 		pthread_mutex_lock(&c->lock);
@@ -136,12 +176,12 @@ static void cache_refresh(struct cache *c)
 		cache_log_recovery(c, c->current);
 		return;
 	}
-	if (ret == 0 && cache_publish(c, next) < 0) {
+	if (ret == 0 && cache_publish(c, next, true) < 0) {
 		ret = -ENOMEM;
 		snprintf(err, sizeof(err), "out of memory keeping replaced files; not swapped");
 	}
 	if (ret == 0) {
-		c->body_hash = c->pending_hash;
+		c->body_hash = got.hash;
 		c->body_hash_set = true;
 		pthread_mutex_lock(&c->lock);
 		log_debug("refresh: %zu tasks, generation %llu, %zu changes, %.0f ms", next->ntasks,
@@ -166,37 +206,107 @@ static void cache_refresh(struct cache *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Take the saved state over, if there is a good one: its key, allocator, snapshot. */
+static void cache_restore(struct cache *c)
+{
+	struct state st;
+	char err[192];
+	int ret;
+
+	ret = state_load(c->state, c->max_response, &c->ctx, &c->restored, &st, err, sizeof(err));
+	if (ret == 1)
+		return; /* nothing saved yet */
+	if (ret < 0) {
+		log_warn("ignoring the saved state %s/state: %s; starting afresh from the API",
+			 state_dir_path(c->state), err);
+		return;
+	}
+	/* before mounting: nobody has used the key yet */
+	memcpy(c->hash_key, c->ctx.hash_key, sizeof(c->hash_key));
+	c->body_hash = st.body_hash;
+	c->body_hash_set = true;
+	c->restored_at_ns = st.fetched_ns;
+	log_debug("restored %zu tasks from %s/state", c->restored->ntasks,
+		  state_dir_path(c->state));
+}
+
+/* The API cannot be reached at start: serve the saved answer, keep retrying. */
+static int cache_start_offline(struct cache *c, const char *why, long retry_after, char *err,
+			       size_t errlen)
+{
+	struct snapshot *s = c->restored;
+	time_t at = (time_t)(c->restored_at_ns / 1000000000);
+	char when[32];
+	struct tm tm;
+
+	c->restored = NULL;
+	if (cache_publish(c, s, false) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (!gmtime_r(&at, &tm) || !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(when, sizeof(when), "?");
+	pthread_mutex_lock(&c->lock);
+	c->offline = true;
+	c->failures = 1;
+	c->last_success = at;
+	snprintf(c->last_error, sizeof(c->last_error), "%s", why);
+	c->next_attempt = mono_now() + cache_backoff_delay(c->ttl, 1, retry_after);
+	pthread_mutex_unlock(&c->lock);
+	log_warn("cannot reach the API at start (%s); serving the saved answer of %s (%lld s old) "
+		 "from %s until it answers",
+		 why, when, (long long)(time(NULL) - at), state_dir_path(c->state));
+	log_snapshot_warnings(c, s);
+	return 0;
+}
+
 int cache_first_fetch(struct cache *c, char *err, size_t errlen)
 {
 	struct snapshot *s;
+	struct fetched got;
 	char why[192];
 	long retry_after;
-	int64_t now = wall_ns();
+	int64_t now;
 	int ret;
 
+	if (c->state)
+		cache_restore(c);
 	/*
-	 * What an earlier mount showed is unknown: stamp the first answer in
-	 * the next second, so that no version of a path it showed can share
-	 * the whole-second mtime of the version this mount shows first.
+	 * Versions an earlier mount showed may be unknown (no state, or it
+	 * died before saving): stamp this mount's first new versions in the
+	 * next second, so that none can share the whole-second mtime of a
+	 * version shown before with the same path.
 	 */
+	now = wall_ns();
 	if (c->ctx.newest_ns < now)
 		c->ctx.newest_ns = now;
-	ret = cache_fetch(c, &s, &retry_after, why, sizeof(why));
+	ret = cache_fetch(c, &s, &got, &retry_after, why, sizeof(why));
 	if (ret == -ECANCELED) {
 		snprintf(err, errlen, "stopped by a signal during the first fetch");
 		return ret;
 	}
+	if (ret < 0 && ret != -EACCES && c->restored && c->offline_start)
+		return cache_start_offline(c, why, retry_after, err, errlen);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot load tasks from %s%s: %s", c->api_url, c->endpoint,
 			 why);
 		return ret;
 	}
-	if (cache_publish(c, s) < 0) {
+	if (s) {
+		cache_save(c, s, &got);
+		c->body_hash = got.hash;
+		c->body_hash_set = true;
+	} else {
+		s = c->restored; /* the saved answer, confirmed */
+		c->restored = NULL;
+	}
+	free(got.body);
+	snapshot_put(c->restored);
+	c->restored = NULL;
+	if (cache_publish(c, s, true) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	c->body_hash = c->pending_hash;
-	c->body_hash_set = true;
 	log_snapshot_warnings(c, s);
 	return 0;
 }

@@ -217,6 +217,7 @@ static int build_nodes(struct snapshot *s)
 {
 	size_t n = 0;
 
+	free(s->nodes);
 	s->nodes = malloc(sizeof(*s->nodes) * (s->ntasks * SNAP_NKINDS + 1));
 	if (!s->nodes)
 		return -ENOMEM;
@@ -233,6 +234,16 @@ static int build_nodes(struct snapshot *s)
 	s->nnodes = n;
 	qsort(s->nodes, n, sizeof(*s->nodes), node_cmp);
 	return 0;
+}
+
+int snapshot_reindex(struct snapshot *s)
+{
+	int ret = build_nodes(s);
+
+	for (size_t i = 1; i < s->nnodes && ret == 0; i++)
+		if (s->nodes[i].nodeid == s->nodes[i - 1].nodeid)
+			ret = -EINVAL;
+	return ret;
 }
 
 /* what items.c charges a task for, besides its bytes in the arena */

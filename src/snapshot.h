@@ -137,6 +137,13 @@ extern const char *const snap_file_names[SNAP_NKINDS];
 int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct snap_ctx *ctx,
 		   struct snapshot **out, char *err, size_t errlen);
 
+/*
+ * snapshot_reindex - rebuild the node index of @s after its files' node
+ * ids were set anew (state.c restoring saved ones).  0, -ENOMEM, or
+ * -EINVAL when two files share a node id (then @s must only be put).
+ */
+int snapshot_reindex(struct snapshot *s);
+
 struct snapshot *snapshot_get(struct snapshot *s);
 void snapshot_put(struct snapshot *s);
 

@@ -22,6 +22,7 @@ static int status_render(struct cache *c, char *buf, size_t len)
 {
 	const struct snapshot *s = c->current;
 	char succ[32], att[32], next[32], warning[96] = "none", skips[160] = "none";
+	char save[96] = "never";
 	time_t now = time(NULL);
 	double until = c->next_attempt - mono_now();
 
@@ -31,45 +32,56 @@ static int status_render(struct cache *c, char *buf, size_t len)
 			 (long long)s->stats.total_items, s->stats.items);
 	if (s)
 		items_skip_summary(&s->stats, skips, sizeof(skips));
+	if (c->saves.saves)
+		snprintf(save, sizeof(save), "%zu bytes, %.1f ms cpu, %.1f ms", c->saves.bytes,
+			 c->saves.cpu_ms, c->saves.wall_ms);
 	fmt_time(succ, sizeof(succ), c->last_success);
 	fmt_time(att, sizeof(att), c->last_attempt);
 	fmt_time(next, sizeof(next), now + (time_t)ceil(until > 0 ? until : 0));
-	return snprintf(buf, len,
-			"api_url: %s\n"
-			"endpoint: %s\n"
-			"transport: %s\n"
-			"ttl: %g\n"
-			"tasks: %zu\n"
-			"generation: %llu\n"
-			"refreshes: %llu\n"
-			"requests: %llu\n"
-			"last_success: %s\n"
-			"last_attempt: %s\n"
-			"age_seconds: %lld\n"
-			"last_error: %s\n"
-			"consecutive_failures: %u\n"
-			"next_attempt: %s\n"
-			"items: %zu\n"
-			"total_items: %lld\n"
-			"skipped_items: %zu\n"
-			"skipped_why: %s\n"
-			"duplicate_ids: %zu\n"
-			"warning: %s\n"
-			"retained_versions: %zu\n",
-			c->api_url, c->endpoint, c->transport, c->ttl, s ? s->ntasks : 0,
-			(unsigned long long)c->generation, (unsigned long long)c->refreshes,
-			(unsigned long long)c->requests, succ, att,
-			(long long)(c->last_success ? now - c->last_success : -1),
-			c->last_error[0] ? c->last_error : "none", c->failures,
-			c->started ? next : "never", s ? s->stats.items : 0,
-			(long long)(s ? s->stats.total_items : -1), s ? s->stats.skipped : 0, skips,
-			s ? s->stats.duplicates : 0, warning,
-			nodes_blobs(c->nodes) - c->status_blobs);
+	return snprintf(
+		buf, len,
+		"api_url: %s\n"
+		"endpoint: %s\n"
+		"transport: %s\n"
+		"ttl: %g\n"
+		"tasks: %zu\n"
+		"generation: %llu\n"
+		"refreshes: %llu\n"
+		"requests: %llu\n"
+		"last_success: %s\n"
+		"last_attempt: %s\n"
+		"age_seconds: %lld\n"
+		"last_error: %s\n"
+		"consecutive_failures: %u\n"
+		"next_attempt: %s\n"
+		"items: %zu\n"
+		"total_items: %lld\n"
+		"skipped_items: %zu\n"
+		"skipped_why: %s\n"
+		"duplicate_ids: %zu\n"
+		"warning: %s\n"
+		"retained_versions: %zu\n"
+		"source: %s\n"
+		"state_dir: %s\n"
+		"state_saves: %llu\n"
+		"state_last_save: %s\n"
+		"state_error: %s\n",
+		c->api_url, c->endpoint, c->transport, c->ttl, s ? s->ntasks : 0,
+		(unsigned long long)c->generation, (unsigned long long)c->refreshes,
+		(unsigned long long)c->requests, succ, att,
+		(long long)(c->last_success ? now - c->last_success : -1),
+		c->last_error[0] ? c->last_error : "none", c->failures, c->started ? next : "never",
+		s ? s->stats.items : 0, (long long)(s ? s->stats.total_items : -1),
+		s ? s->stats.skipped : 0, skips, s ? s->stats.duplicates : 0, warning,
+		nodes_blobs(c->nodes) - c->status_blobs,
+		c->offline ? "saved (the API has not answered since start)" : "api",
+		c->state ? state_dir_path(c->state) : "none", (unsigned long long)c->saves.saves,
+		save, c->save_error[0] ? c->save_error : "none");
 }
 
 struct blob *cache_status_blob(struct cache *c, uint64_t *nodeid)
 {
-	char text[2048];
+	char text[8192];
 	struct blob *b;
 	int len;
 

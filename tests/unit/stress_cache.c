@@ -136,7 +136,7 @@ int main(int argc, char **argv)
 	int gen = 0;
 
 	config_init(&cfg);
-	cache = cache_new(&cfg, &creds);
+	cache = cache_new(&cfg, &creds, NULL);
 	CHECK(cache != NULL);
 	if (!cache)
 		return 1;

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef INGESTFS_STATE_H
+#define INGESTFS_STATE_H
+
+/*
+ * The state folder: what makes a restart invisible.  One file, "state",
+ * holds the hash key, the node id allocator, the newest mtime stamp, the
+ * last good answer as it arrived, and each file version's node id and
+ * mtime (so a restart with the same answer shows every path with the same
+ * st_ino, size, mtime and ctime).  No secret is in it.
+ *
+ * Two halves.  state_encode_*() and state_decode() are pure: bytes in,
+ * checked structs out, nothing trusted (the fuzzer drives decode).  The
+ * folder half opens or creates the folder (mode 0700, refused when it is
+ * not private, like the credentials file), holds a lock file so that two
+ * daemons never share it, and saves atomically: a temporary file, fsync,
+ * rename over "state", fsync of the folder, so that a kill -9 at any
+ * moment leaves the old state or the new one.  Only the thread that
+ * publishes snapshots (the refresher) saves; nothing here is locked.
+ *
+ * File layout (version 1), integers little-endian:
+ *   0   "IFSSTATE"  magic
+ *   8   u32 version, u32 header bytes (112)
+ *   16  u64 identity: the mount's name hash (api_url, endpoint, user)
+ *   24  u64 hash key[2]
+ *   40  u64 next node id, i64 newest stamp (ns)
+ *   56  i64 saved at, i64 answer arrived at (wall ns)
+ *   72  i64 root folder mtime, i64 view folders' mtime (ns)
+ *   88  u64 the answer's hash under the key (to spot it when it comes again)
+ *   96  u64 tasks, u64 answer bytes
+ *   112 one 96-byte record per task, by key: u64 key, i64 folder mtime (s),
+ *       then per file (state, operation, timestamp, raw.json): u64 node id
+ *       (0: no such file), i64 mtime (ns), u32 size
+ *   ... the answer's bytes
+ *   end u32 CRC-32 of everything before it, u32 0
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapshot.h"
+
+#define STATE_VERSION	  1
+#define STATE_HEADER_LEN  112
+#define STATE_RECORD_LEN  96
+#define STATE_TRAILER_LEN 8
+
+/* one task's identity: what a restored snapshot takes over */
+struct state_task {
+	uint64_t key;
+	int64_t mtime; /* the folder's, s */
+	struct {
+		uint64_t nodeid;
+		int64_t mtime_ns;
+		uint32_t len;
+	} file[SNAP_NKINDS];
+};
+
+struct state {
+	uint64_t identity;
+	uint64_t hash_key[2];
+	uint64_t next_nodeid;
+	int64_t newest_ns;
+	int64_t saved_ns;
+	int64_t fetched_ns;
+	int64_t root_mtime_ns;
+	int64_t views_mtime_ns;
+	uint64_t body_hash;
+	size_t ntasks;
+	struct state_task *tasks; /* malloc'd by state_decode */
+	char *body;		  /* points into the decoded buffer, NUL after it */
+	size_t body_len;
+};
+
+/*
+ * state_decode - check and unpack @buf (the whole file, @len bytes; the
+ * answer gets a NUL over the checked trailer).  @identity must match, the answer
+ * may be at most @max_body bytes.  0, or -EINVAL with one line in @err.
+ * On success st->tasks is malloc'd (state_release) and st->body points
+ * into @buf.
+ */
+int state_decode(char *buf, size_t len, uint64_t identity, size_t max_body, struct state *st,
+		 char *err, size_t errlen);
+void state_release(struct state *st);
+
+/*
+ * state_restore - decode @buf and rebuild the snapshot it describes, with
+ * the node ids and times it recorded (checked against the answer: same
+ * tasks, same files, same sizes, node ids unique).  On success *@out holds
+ * the snapshot, @st the header fields (tasks and body are gone: @buf may
+ * be freed), and @ctx took the hash key, allocator and newest stamp.  On
+ * failure @ctx is untouched.  What the fuzzer calls.
+ */
+int state_restore(char *buf, size_t len, uint64_t identity, size_t max_body,
+		  struct snap_ctx *ctx, struct snapshot **out, struct state *st, char *err,
+		  size_t errlen);
+
+/* ---- the folder ---- */
+
+struct state_dir;
+
+/*
+ * state_dir_name - the folder name for a mount: the API host, a dash and
+ * 16 hex digits of a hash of @api_url, @endpoint and @user.  Returns the
+ * hash (the file's identity); the name goes to @name (at least 96 bytes).
+ */
+uint64_t state_dir_name(const char *api_url, const char *endpoint, const char *user, char *name,
+			size_t namelen);
+
+/*
+ * state_dir_open - open @path (NULL: the default, $XDG_STATE_HOME or
+ * ~/.local/state + /ingestfs/NAME, or /var/lib/ingestfs/NAME for root),
+ * creating it with mode 0700; refuse a folder that is not a folder, not
+ * owned by the effective user, or open to group or others; take its lock.
+ * 0 with *@out, or -errno with one line in @err.
+ */
+int state_dir_open(const char *path, const char *api_url, const char *endpoint, const char *user,
+		   struct state_dir **out, char *err, size_t errlen);
+void state_dir_close(struct state_dir *d);
+const char *state_dir_path(const struct state_dir *d);
+uint64_t state_dir_identity(const struct state_dir *d);
+
+/*
+ * state_load - read the saved state and state_restore() it.  0 with *@out
+ * and @st, 1 when nothing is saved, or -errno with one line in @err (the
+ * caller warns and starts afresh).  The file is sized up before it is
+ * read: one larger than a save for @max_body could write is refused.
+ */
+int state_load(struct state_dir *d, size_t max_body, struct snap_ctx *ctx, struct snapshot **out,
+	       struct state *st, char *err, size_t errlen);
+
+/* what the last save cost, for .status and the benchmark */
+struct state_save_stats {
+	uint64_t saves;
+	size_t bytes;
+	double cpu_ms; /* the saving thread's CPU time */
+	double wall_ms;
+};
+
+/*
+ * state_save - replace the state with @s, the answer @body it was built
+ * from (arrived at @fetched_ns, hash @body_hash as it arrived), and @ctx's
+ * allocator, atomically.  0 or
+ * -errno with one line in @err; the old state is then still in place.
+ */
+int state_save(struct state_dir *d, const struct snapshot *s, const char *body, size_t len,
+	       uint64_t body_hash, const struct snap_ctx *ctx, int64_t fetched_ns,
+	       struct state_save_stats *stats, char *err, size_t errlen);
+
+#endif
