@@ -8,7 +8,8 @@ set -eu
 PKGS="meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3
       libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev
       python3 python3-pytest rsync tar diffutils findutils grep procps
-      groff-base mandoc ca-certificates util-linux stress-ng"
+      groff-base mandoc ca-certificates util-linux stress-ng
+      restic borgbackup"
 [ "${1:-}" = extra ] && PKGS="$PKGS clang clang-format libclang-rt-14-dev llvm valgrind"
 
 missing=""

@@ -271,13 +271,25 @@ int cache_first_fetch(struct cache *c, char *err, size_t errlen)
 
 	if (c->state)
 		cache_restore(c);
+	now = wall_ns();
+	if (!c->restored) {
+		/*
+		 * Nothing known of earlier mounts: start the node ids (and so
+		 * the inode numbers) where no earlier mount can have been,
+		 * 2^24 a second since 1970, so that a restart without a state
+		 * does not hand an old number to new content.
+		 */
+		uint64_t seed = (uint64_t)(now / 1000000000) << 24;
+
+		if (seed > c->ctx.next_nodeid && seed < SNAP_LAST_FILE_NODEID / 2)
+			c->ctx.next_nodeid = seed;
+	}
 	/*
 	 * Versions an earlier mount showed may be unknown (no state, or it
 	 * died before saving): stamp this mount's first new versions in the
 	 * next second, so that none can share the whole-second mtime of a
 	 * version shown before with the same path.
 	 */
-	now = wall_ns();
 	if (c->ctx.newest_ns < now)
 		c->ctx.newest_ns = now;
 	ret = cache_fetch(c, &s, &got, &retry_after, why, sizeof(why));

@@ -71,7 +71,8 @@ static int decode_header(const unsigned char *b, size_t len, uint64_t identity, 
 	if (memcmp(b, state_magic, sizeof(state_magic)) != 0)
 		return fail(err, errlen, "not an ingestfs state file");
 	if (get32(b + 8) != STATE_VERSION) {
-		snprintf(err, errlen, "format %u, from another version of ingestfs (this one reads %d)",
+		snprintf(err, errlen,
+			 "format %u, from another version of ingestfs (this one reads %d)",
 			 get32(b + 8), STATE_VERSION);
 		return -EINVAL;
 	}
@@ -203,9 +204,8 @@ static int adopt(struct snapshot *s, const struct state *st, char *err, size_t e
 	return ret;
 }
 
-int state_restore(char *buf, size_t len, uint64_t identity, size_t max_body,
-		  struct snap_ctx *ctx, struct snapshot **out, struct state *st, char *err,
-		  size_t errlen)
+int state_restore(char *buf, size_t len, uint64_t identity, size_t max_body, struct snap_ctx *ctx,
+		  struct snapshot **out, struct state *st, char *err, size_t errlen)
 {
 	struct snap_ctx scratch;
 	struct snapshot *s;
@@ -380,8 +380,8 @@ static int check_private(int fd, const char *path, char *err, size_t errlen)
 		return -ENOTDIR;
 	}
 	if (st.st_uid != geteuid()) {
-		snprintf(err, errlen, "state folder %s is owned by uid %u, not by you (uid %u)", path,
-			 (unsigned int)st.st_uid, (unsigned int)geteuid());
+		snprintf(err, errlen, "state folder %s is owned by uid %u, not by you (uid %u)",
+			 path, (unsigned int)st.st_uid, (unsigned int)geteuid());
 		return -EPERM;
 	}
 	if (st.st_mode & 077) {
@@ -420,7 +420,8 @@ int state_dir_open(const char *path, const char *api_url, const char *endpoint, 
 	}
 	if (mkdir(d->path, 0700) < 0 && errno != EEXIST) {
 		ret = -errno;
-		snprintf(err, errlen, "cannot create state folder %s: %s", d->path, strerror(errno));
+		snprintf(err, errlen, "cannot create state folder %s: %s", d->path,
+			 strerror(errno));
 		goto out_free;
 	}
 	d->fd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -92,9 +92,8 @@ void state_release(struct state *st);
  * be freed), and @ctx took the hash key, allocator and newest stamp.  On
  * failure @ctx is untouched.  What the fuzzer calls.
  */
-int state_restore(char *buf, size_t len, uint64_t identity, size_t max_body,
-		  struct snap_ctx *ctx, struct snapshot **out, struct state *st, char *err,
-		  size_t errlen);
+int state_restore(char *buf, size_t len, uint64_t identity, size_t max_body, struct snap_ctx *ctx,
+		  struct snapshot **out, struct state *st, char *err, size_t errlen);
 
 /* ---- the folder ---- */
 

@@ -93,17 +93,21 @@ class Mount:
         self.creds = str(tmp_path / "credentials")
         simctl.write_credentials(self.creds, sim.user, sim.key)
         self.stderr_path = str(tmp_path / "ingestfs.stderr")
+        # never the default under /var/lib: each mount keeps its state here
+        self.state = str(tmp_path / "state")
         self.proc = None
 
     def argv(self, opts=None, foreground=True):
         o = "api_url=%s,ttl=%s,credentials=%s" % (self.sim.url, self.ttl, self.creds)
+        if not opts or "state_dir=" not in opts:
+            o += ",state_dir=" + self.state
         if opts:
             o += "," + opts
         return [BIN] + (["-f"] if foreground else []) + ["-o", o, self.path]
 
     def start(self, opts=None, env=None):
         """Start in the foreground and wait until the mount is there."""
-        self._err = open(self.stderr_path, "wb")
+        self._err = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(self.argv(opts), stdin=subprocess.DEVNULL,
                                      stdout=self._err, stderr=self._err,
                                      env=env or clean_env())
@@ -113,6 +117,11 @@ class Mount:
             raise AssertionError("ingestfs did not mount: rc=%s stderr=%r"
                                  % (self.proc.returncode, self.stderr()))
         return ok
+
+    def restart(self, opts=None, env=None):
+        """Unmount (the daemon must exit 0, sanitizer-clean), then start again."""
+        self.check_exit()
+        self.start(opts, env)
 
     def stderr(self):
         try:

@@ -37,7 +37,7 @@ def daemon_pids(mnt):
 
 
 def opts(m):
-    return "api_url=%s,credentials=%s,ttl=30" % (m.sim.url, m.creds)
+    return "api_url=%s,credentials=%s,ttl=30,state_dir=%s" % (m.sim.url, m.creds, m.state)
 
 
 def test_mount_t_fuse_ingestfs(new_mount, installed):
