@@ -244,6 +244,7 @@ void cache_mark_success_locked(struct cache *c, bool swapped)
 	c->refreshes++;
 	c->recovered_from = c->failures;
 	c->failures = 0;
+	c->offline = false;
 	c->last_error[0] = '\0';
 	c->last_success = time(NULL);
 	c->next_attempt = mono_now() + c->ttl;
@@ -321,7 +322,6 @@ int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 	/* health changes with the data, so .status never lags what readers see */
 	if (from_api) {
 		cache_mark_success_locked(c, true);
-		c->offline = false;
 	} else {
 		c->generation++;
 	}
