@@ -84,7 +84,7 @@ else
 
 	step "5. fuzzing, ${FUZZ_SECONDS} s per harness"
 	if CC=clang setup $OUT/fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false; then
-		for f in snapshot creds options; do
+		for f in snapshot creds options state; do
 			work=$OUT/fuzz/corpus-$f
 			mkdir -p "$work"
 			if $OUT/fuzz/tests/fuzz_$f -max_total_time="$FUZZ_SECONDS" -max_len=16384 \
