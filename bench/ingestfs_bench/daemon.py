@@ -36,6 +36,8 @@ RE_GET = re.compile(r"GET \S+: status (\d+), (\d+) bytes, (\d+) ms")
 RE_OPCODE = re.compile(r"unique: \d+, opcode: (\w+)")
 RE_REPLY_ERR = re.compile(r"unique: \d+, error: (-?\d+) \(([^)]*)\)")
 RE_NOTIFY = re.compile(r"NOTIFY: code=(-?\d+)")
+# .status: "state_last_save: B bytes, C ms cpu, W ms"
+RE_SAVE = re.compile(r"(\d+) bytes, ([\d.]+) ms cpu, ([\d.]+) ms")
 RE_BORING = re.compile(r"(unique: \d+, success|FUSE library version|INIT: |flags=0x|"
                        r"max_readahead=|max_write=|max_background=|"
                        r"congestion_threshold=|time_gran=|refresh requested$)")
@@ -166,6 +168,7 @@ class DaemonFiguresMixin:
 
     def one_refresh(self, proc, dlog, mnt, n):
         pid = proc.pid
+        saves0 = int(self.status(mnt).get("state_saves", 0))
         before = dlog.counters()
         req0 = self.sim.requests()
         rss0 = proc_status(pid).get("VmRSS")
@@ -187,7 +190,14 @@ class DaemonFiguresMixin:
         after = dlog.counters()
         req1 = self.sim.requests()
         get = dlog.last_get()
+        st = self.status(mnt)
+        save = RE_SAVE.match(st.get("state_last_save", ""))
         out = {
+            "state_saves": int(st.get("state_saves", 0)) - saves0,
+            "state_bytes": int(save.group(1)) if save else None,
+            "state_cpu_ms": float(save.group(2)) if save else None,
+            "state_wall_ms": float(save.group(3)) if save else None,
+            "answer_bytes": get[1] if get else None,
             "cpu_s": cpu1 - cpu0,
             "wall_log_ms": ev["ms"],
             "wall_sighup_s": wall_ext,

@@ -5,7 +5,8 @@ every figure between the two largest sizes.
 Owns: the targets (WARM_TARGETS, COLD_TARGET, MOUNT_TARGET_S,
 STEADY_RSS_TARGET, PEAK_RSS_TARGET, REFRESH_CPU_TARGET_S), SCALE_SLACK,
 NOISE_FLOOR_S, NO_SCALE, per_task, fmt_bpt, daemon_rows, below_floor,
-target_size, scale_pair, evaluate, scaling.
+target_size, scale_pair, evaluate, scaling; SAVE_CPU_TARGET_S,
+STATE_SIZE_TARGET, state_ratio.
 Uses: util, workloads (WORKLOADS), daemon (PATCHED_PER_REFRESH); reads the
 results dict that runner.Bench fills (or a results .json).
 """
@@ -27,6 +28,8 @@ MOUNT_TARGET_S = 3.0
 STEADY_RSS_TARGET = 1024      # bytes per task
 PEAK_RSS_TARGET = 3 * 1024    # bytes per task
 REFRESH_CPU_TARGET_S = 0.5
+SAVE_CPU_TARGET_S = 0.3       # the state save of a changed refresh
+STATE_SIZE_TARGET = 1.5       # state file / API answer
 SCALE_SLACK = 1.1             # 200k may cost 1.1 x 2 = 2.2 x 100k
 NOISE_FLOOR_S = 0.1           # times this small are not flagged (10 ms CPU ticks)
 
@@ -92,14 +95,32 @@ def daemon_rows(r):
          lambda x: "%g" % x),
         ("refresh, tasks changed: API requests per refresh (max)", mx(c, "api_requests"),
          lambda x: "%d" % x),
+        ("refresh, tasks changed: state save CPU (median), ms", med(c, "state_cpu_ms"),
+         lambda x: "n/a" if x is None else "%.1f" % x),
+        ("refresh, tasks changed: state save wall, fsync included (median), ms",
+         med(c, "state_wall_ms"), lambda x: "n/a" if x is None else "%.1f" % x),
+        ("refresh, tasks changed: state file, MiB", mx(c, "state_bytes"),
+         lambda x: "n/a" if x is None else "%.1f" % (x / 1048576.0)),
+        ("refresh, tasks changed: state file / API answer", state_ratio(c),
+         lambda x: "n/a" if x is None else "%.2fx" % x),
+        ("refresh, no change: state saves (max)", mx(u, "state_saves"),
+         lambda x: "n/a" if x is None else "%d" % x),
         ("RSS after all refreshes, MiB", d["rss_after_refreshes_kib"], mib),
         ("RSS after all refreshes per task", per_task(d["rss_after_refreshes_kib"], n),
          fmt_bpt),
     ]
 
 
+def state_ratio(changed):
+    """State file bytes over answer bytes, the largest of the changed refreshes."""
+    v = [x["state_bytes"] / x["answer_bytes"] for x in changed
+         if x.get("state_bytes") and x.get("answer_bytes")]
+    return max(v) if v else None
+
+
 # figures that are counts which need not grow with N: no scaling flag
-NO_SCALE = ("invalidations", "NOTIFY", "API requests", "answer unchanged")
+NO_SCALE = ("invalidations", "NOTIFY", "API requests", "answer unchanged", "state saves",
+            "state file / API answer")
 
 
 def below_floor(name, va, vb):
@@ -168,6 +189,20 @@ def evaluate(results, sizes):
                  "%s s median (max %s s)" % (fmt_s(cpu), fmt_s(max(
                      x["cpu_s"] for x in d["unchanged"]))),
                  cpu <= REFRESH_CPU_TARGET_S))
+    c = d["changed"]
+    save = median([x["state_cpu_ms"] for x in c]) if all(
+        x.get("state_cpu_ms") is not None for x in c) else None
+    rows.append(("state save CPU per changed refresh (%s)" % lab,
+                 "<= %.1f s" % SAVE_CPU_TARGET_S,
+                 "n/a" if save is None else "%.3f s median" % (save / 1000.0),
+                 save is not None and save / 1000.0 <= SAVE_CPU_TARGET_S))
+    sr = state_ratio(c)
+    rows.append(("state file size (%s)" % lab, "<= %.1fx the answer" % STATE_SIZE_TARGET,
+                 "n/a" if sr is None else "%.2fx" % sr,
+                 sr is not None and sr <= STATE_SIZE_TARGET))
+    writes = max(x.get("state_saves", 0) for x in d["unchanged"])
+    rows.append(("unchanged refresh writes nothing (%s)" % lab, "0 saves",
+                 "%d" % writes, writes == 0))
     inv = max(x["changes"] for x in d["unchanged"])
     notes = max(x["notify_lines"] for x in d["unchanged"])
     rows.append(("unchanged refresh invalidations (%s)" % lab, "0",

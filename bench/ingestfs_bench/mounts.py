@@ -21,6 +21,11 @@ from .util import BenchError
 TTL = 3600                 # refreshes happen only when we send SIGHUP
 
 
+def state_dir(mnt):
+    """Each mount keeps its own state folder beside it, fresh for each run."""
+    return mnt.rstrip("/") + ".state"
+
+
 class MountsMixin:
     """Mounts and unmounts; a part of runner.Bench."""
 
@@ -61,8 +66,8 @@ class MountsMixin:
 
     def mount_daemon(self, mnt):
         """Mount in daemon mode; returns (seconds until the command returned, pid)."""
-        argv = [self.binary, "-o", "api_url=%s,credentials=%s,ttl=%d"
-                % (self.sim.url, self.cred, TTL), mnt]
+        argv = [self.binary, "-o", "api_url=%s,credentials=%s,ttl=%d,state_dir=%s"
+                % (self.sim.url, self.cred, TTL, state_dir(mnt)), mnt]
         self.mounts[mnt] = None
         self.mount_argv[mnt] = argv
         t0 = time.perf_counter()
@@ -87,8 +92,8 @@ class MountsMixin:
         return took, pid
 
     def mount_foreground_debug(self, mnt, logpath):
-        argv = [self.binary, "-f", "-d", "-o", "api_url=%s,credentials=%s,ttl=%d"
-                % (self.sim.url, self.cred, TTL), mnt]
+        argv = [self.binary, "-f", "-d", "-o", "api_url=%s,credentials=%s,ttl=%d,state_dir=%s"
+                % (self.sim.url, self.cred, TTL, state_dir(mnt)), mnt]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         self.fg_procs.append(proc)
