@@ -99,7 +99,7 @@ class Mount:
 
     def argv(self, opts=None, foreground=True):
         o = "api_url=%s,ttl=%s,credentials=%s" % (self.sim.url, self.ttl, self.creds)
-        if not opts or "state_dir=" not in opts:
+        if self.state and (not opts or "state_dir=" not in opts):
             o += ",state_dir=" + self.state
         if opts:
             o += "," + opts

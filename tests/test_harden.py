@@ -258,7 +258,7 @@ def test_key_not_left_in_environ_or_memory(open_dir, sim):
     env = clean_env(UPLYNK_USER_ID=sim.user, UPLYNK_API_KEY=sim.key)
     # as nobody: a non-dumpable process's /proc files belong to root
     proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                             binary, "-f", "-o", "api_url=%s" % sim.url,
+                             binary, "-f", "-o", "api_url=%s,state_dir=none" % sim.url,
                              os.path.join(open_dir, "mnt")],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env)

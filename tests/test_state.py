@@ -7,6 +7,7 @@ import os
 import shutil
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import zlib
@@ -14,7 +15,7 @@ import zlib
 import pytest
 
 import simctl
-from conftest import clean_env, is_mounted, wait_for
+from conftest import BIN, clean_env, is_mounted, wait_for
 
 ID0 = simctl.DEFAULT_TASKS[0][0]
 ID1 = simctl.DEFAULT_TASKS[1][0]
@@ -221,6 +222,43 @@ def test_default_state_dir_for_root(new_mount):
             shutil.rmtree(os.path.join(base, n))
         if not existed:
             os.rmdir(base)
+
+
+@pytest.mark.parametrize("where", ["XDG_STATE_HOME", "HOME"])
+def test_default_state_dir_for_a_user(sim, where):
+    """As nobody (who cannot mount here: /dev/fuse is root's), the folder is
+    made before the first fetch, which an API fault then fails."""
+    home = tempfile.mkdtemp(prefix="ingestfs-home-", dir="/tmp")
+    try:
+        os.chmod(home, 0o755)
+        creds = os.path.join(home, "creds")
+        simctl.write_credentials(creds, sim.user, sim.key)
+        os.makedirs(os.path.join(home, "mnt"))
+        binary = os.path.join(home, "ingestfs")
+        shutil.copy(BIN, binary)
+        for p in (home, creds, os.path.join(home, "mnt")):
+            os.chown(p, 65534, 65534)
+        env = clean_env(HOME=home)
+        env.pop("XDG_STATE_HOME", None)
+        if where == "XDG_STATE_HOME":
+            env["XDG_STATE_HOME"] = os.path.join(home, "xdg")
+            base = os.path.join(home, "xdg", "ingestfs")
+        else:
+            base = os.path.join(home, ".local", "state", "ingestfs")
+        sim.fault(**API_DOWN)
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            binary, "-f", "-o", "api_url=%s,credentials=%s" % (sim.url, creds),
+                            os.path.join(home, "mnt")],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+                           timeout=60)
+        assert r.returncode == 1 and "503" in r.stderr, r.stderr
+        names = os.listdir(base)
+        assert len(names) == 1 and names[0].startswith("127.0.0.1-"), names
+        st = os.stat(os.path.join(base, names[0]))
+        assert st.st_uid == 65534 and st.st_mode & 0o777 == 0o700
+        assert os.stat(base).st_mode & 0o777 == 0o700  # parents made private too
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_two_mounts_never_share_a_state_dir(new_mount):
