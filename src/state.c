@@ -1,18 +1,12 @@
 // SPDX-License-Identifier: MIT
-/* The state file: encoding, checking, restoring; the folder, its lock, atomic saves. */
+/* The state file's format: encoding, checking, restoring.  Pure: no I/O. */
 #include "state.h"
 
 #include <endian.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "hash.h"
@@ -21,8 +15,12 @@ static const char state_magic[8] = { 'I', 'F', 'S', 'S', 'T', 'A', 'T', 'E' };
 
 /* every task takes at least {"id":"x"} of the answer: a bound on records */
 #define STATE_MIN_ITEM 10
+/* the fewest bytes a task record takes: folder mtime and four files */
+#define STATE_MIN_RECORD 5
+/* the most: a 10-byte varint for each number */
+#define STATE_MAX_RECORD (10 + SNAP_NKINDS * 30)
 
-/* ---- little-endian fields ---- */
+/* ---- little-endian fields and varints ---- */
 
 static void put64(unsigned char *p, uint64_t v)
 {
@@ -30,7 +28,7 @@ static void put64(unsigned char *p, uint64_t v)
 	memcpy(p, &v, 8);
 }
 
-static void put32(unsigned char *p, uint32_t v)
+void state_put32(unsigned char *p, uint32_t v)
 {
 	v = htole32(v);
 	memcpy(p, &v, 4);
@@ -52,6 +50,80 @@ static uint32_t get32(const unsigned char *p)
 	return le32toh(v);
 }
 
+/* LEB128, 7 bits a byte, low first */
+static unsigned char *put_varint(unsigned char *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (unsigned char)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (unsigned char)v;
+	return p;
+}
+
+static bool get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		unsigned char b = *(*p)++;
+
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* a signed difference as an unsigned number: 0, -1, 1, -2, ... -> 0, 1, 2, 3 */
+static uint64_t zigzag(int64_t a, int64_t b)
+{
+	uint64_t d = (uint64_t)a - (uint64_t)b;
+
+	return (d << 1) ^ (uint64_t)((int64_t)d >> 63);
+}
+
+static int64_t unzigzag(int64_t base, uint64_t z)
+{
+	uint64_t d = (z >> 1) ^ (~(z & 1) + 1);
+
+	return (int64_t)((uint64_t)base + d);
+}
+
+/* ---- what the files look like ---- */
+
+uint64_t state_render_fingerprint(void)
+{
+	static const char probe[] =
+		"{\"items\": [{\"@id\": \"/x\", \"id\": \"a\\u00e9\\\"b\", \"state\": \"S\\n\","
+		"\"operation\": 7, \"timestamp\": 1.50e3, \"n\": [null, true, {\"k\": -0.0}],"
+		"\"u\": \"\\ud83d\\ude00\\/\"}, {\"id\": \"b\", \"state\": null}],"
+		"\"total_items\": 2}";
+	static const uint64_t key[2] = { 0x72656e6465720a00ULL, 0x66696e6765727072ULL };
+	static uint64_t fp;
+	struct snap_ctx ctx = { .hash_key = { 1, 2 }, .next_nodeid = SNAP_FIRST_FILE_NODEID };
+	struct snapshot *s;
+	char body[sizeof(probe)], err[160];
+	uint64_t h = 0;
+
+	if (fp)
+		return fp;
+	memcpy(body, probe, sizeof(probe));
+	if (snapshot_parse(body, sizeof(probe) - 1, NULL, &ctx, &s, err, sizeof(err)) < 0)
+		return 1; /* out of memory: a value no file holds, so nothing matches */
+	for (size_t i = 0; i < s->ntasks; i++)
+		for (int k = 0; k < SNAP_NKINDS; k++)
+			if (s->tasks[i].file[k].nodeid)
+				h = h * 31 + hash_siphash24(key,
+							    snap_file_data(s, &s->tasks[i].file[k]),
+							    s->tasks[i].file[k].len);
+	snapshot_put(s);
+	fp = h | 2; /* never 0 or 1 */
+	return fp;
+}
+
 /* ---- decoding ---- */
 
 static int fail(char *err, size_t errlen, const char *what)
@@ -60,11 +132,10 @@ static int fail(char *err, size_t errlen, const char *what)
 	return -EINVAL;
 }
 
-/* The header alone, against the file's size: enough to size a read. */
-static int decode_header(const unsigned char *b, size_t len, uint64_t identity, size_t max_body,
-			 struct state *st, char *err, size_t errlen)
+int state_decode_header(const unsigned char *b, size_t len, uint64_t identity, size_t max_body,
+			struct state *st, char *err, size_t errlen)
 {
-	uint64_t ntasks, body_len, room;
+	uint64_t ntasks, records, body_len, room;
 
 	if (len < STATE_HEADER_LEN + STATE_TRAILER_LEN)
 		return fail(err, errlen, "truncated");
@@ -82,6 +153,9 @@ static int decode_header(const unsigned char *b, size_t len, uint64_t identity, 
 	st->identity = get64(b + 16);
 	if (st->identity != identity)
 		return fail(err, errlen, "belongs to another mount (api_url, endpoint or user)");
+	if (get64(b + 96) != state_render_fingerprint())
+		return fail(err, errlen,
+			    "written by a version of ingestfs that shows files differently");
 	st->hash_key[0] = get64(b + 24);
 	st->hash_key[1] = get64(b + 32);
 	st->next_nodeid = get64(b + 40);
@@ -91,48 +165,74 @@ static int decode_header(const unsigned char *b, size_t len, uint64_t identity, 
 	st->root_mtime_ns = (int64_t)get64(b + 72);
 	st->views_mtime_ns = (int64_t)get64(b + 80);
 	st->body_hash = get64(b + 88);
-	ntasks = get64(b + 96);
-	body_len = get64(b + 104);
+	ntasks = get64(b + 104);
+	records = get64(b + 112);
+	body_len = get64(b + 120);
 	room = len - STATE_HEADER_LEN - STATE_TRAILER_LEN;
 	if (body_len > max_body)
 		return fail(err, errlen, "its answer is larger than max_response");
-	if (body_len > room || ntasks > (room - body_len) / STATE_RECORD_LEN ||
-	    ntasks * STATE_RECORD_LEN + body_len != room || ntasks > body_len / STATE_MIN_ITEM)
+	if (body_len > room || records != room - body_len || ntasks > records / STATE_MIN_RECORD ||
+	    ntasks > body_len / STATE_MIN_ITEM)
 		return fail(err, errlen, "sizes do not add up (truncated or damaged)");
 	if (st->next_nodeid < SNAP_FIRST_FILE_NODEID || st->next_nodeid > SNAP_LAST_FILE_NODEID + 1)
 		return fail(err, errlen, "node id allocator out of range");
 	st->ntasks = (size_t)ntasks;
+	st->records_len = (size_t)records;
 	st->body_len = (size_t)body_len;
 	return 0;
 }
 
-static int decode_records(const unsigned char *p, struct state *st, char *err, size_t errlen)
+/*
+ * Records, one a task in key order, every number a varint: the folder's
+ * mtime (zigzag delta from the task before), then per file (state,
+ * operation, timestamp, raw.json) 0 when there is none, else 1 + the
+ * zigzag delta of its node id from the file before, the zigzag delta of
+ * its mtime from the file before, and its size.  Within one answer node
+ * ids run 1 apart and stamps 1 ns apart, so a task takes about 15 bytes.
+ */
+static int decode_records(const unsigned char *p, const unsigned char *end, struct state *st,
+			  char *err, size_t errlen)
 {
+	int64_t mtime = 0, file_mtime = 0;
+	uint64_t nodeid = 0, v;
+
 	st->tasks = malloc(sizeof(*st->tasks) * (st->ntasks + 1));
 	if (!st->tasks) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < st->ntasks; i++, p += STATE_RECORD_LEN) {
+	for (size_t i = 0; i < st->ntasks; i++) {
 		struct state_task *t = &st->tasks[i];
 
-		t->key = get64(p);
-		t->mtime = (int64_t)get64(p + 8);
-		if (t->key > SNAP_KEY_MASK || (i > 0 && t->key <= st->tasks[i - 1].key))
-			return fail(err, errlen, "task records out of order");
+		if (!get_varint(&p, end, &v))
+			return fail(err, errlen, "task records cut short");
+		t->mtime = mtime = unzigzag(mtime, v);
 		for (int k = 0; k < SNAP_NKINDS; k++) {
-			const unsigned char *f = p + 16 + 20 * k;
+			uint64_t m, len;
 
-			t->file[k].nodeid = get64(f);
-			t->file[k].mtime_ns = (int64_t)get64(f + 8);
-			t->file[k].len = get32(f + 16);
-			if (t->file[k].nodeid && (t->file[k].nodeid < SNAP_FIRST_FILE_NODEID ||
-						  t->file[k].nodeid >= st->next_nodeid))
+			if (!get_varint(&p, end, &v))
+				return fail(err, errlen, "task records cut short");
+			if (v == 0) {
+				memset(&t->file[k], 0, sizeof(t->file[k]));
+				continue;
+			}
+			if (!get_varint(&p, end, &m) || !get_varint(&p, end, &len))
+				return fail(err, errlen, "task records cut short");
+			nodeid = (uint64_t)unzigzag((int64_t)nodeid, v - 1);
+			file_mtime = unzigzag(file_mtime, m);
+			if (nodeid < SNAP_FIRST_FILE_NODEID || nodeid >= st->next_nodeid)
 				return fail(err, errlen, "a node id beyond the allocator");
-			if (t->file[k].nodeid && t->file[k].mtime_ns > st->newest_ns)
+			if (file_mtime > st->newest_ns)
 				return fail(err, errlen, "an mtime newer than the newest stamp");
+			if (len > UINT32_MAX)
+				return fail(err, errlen, "a file size out of range");
+			t->file[k].nodeid = nodeid;
+			t->file[k].mtime_ns = file_mtime;
+			t->file[k].len = (uint32_t)len;
 		}
 	}
+	if (p != end)
+		return fail(err, errlen, "bytes after the task records");
 	return 0;
 }
 
@@ -140,19 +240,20 @@ int state_decode(char *buf, size_t len, uint64_t identity, size_t max_body, stru
 		 char *err, size_t errlen)
 {
 	const unsigned char *b = (const unsigned char *)buf;
-	int ret = decode_header(b, len, identity, max_body, st, err, errlen);
+	int ret = state_decode_header(b, len, identity, max_body, st, err, errlen);
 
 	if (ret < 0)
 		return ret;
 	if (get32(b + len - 4) != 0 ||
 	    get32(b + len - 8) != (uint32_t)crc32_z(0, b, len - STATE_TRAILER_LEN))
 		return fail(err, errlen, "checksum mismatch (damaged)");
-	ret = decode_records(b + STATE_HEADER_LEN, st, err, errlen);
+	ret = decode_records(b + STATE_HEADER_LEN, b + STATE_HEADER_LEN + st->records_len, st, err,
+			     errlen);
 	if (ret < 0) {
 		state_release(st);
 		return ret;
 	}
-	st->body = buf + STATE_HEADER_LEN + st->ntasks * STATE_RECORD_LEN;
+	st->body = buf + STATE_HEADER_LEN + st->records_len;
 	st->body[st->body_len] = '\0'; /* over the trailer: already checked */
 	return 0;
 }
@@ -177,8 +278,6 @@ static int adopt(struct snapshot *s, const struct state *st, char *err, size_t e
 		struct snap_task *t = &s->tasks[i];
 		const struct state_task *r = &st->tasks[i];
 
-		if (t->key != r->key)
-			return fail(err, errlen, "its tasks do not match its answer");
 		for (int k = 0; k < SNAP_NKINDS; k++)
 			if (!t->file[k].nodeid != !r->file[k].nodeid ||
 			    (t->file[k].nodeid && t->file[k].len != r->file[k].len))
@@ -244,382 +343,57 @@ int state_restore(char *buf, size_t len, uint64_t identity, size_t max_body, str
 
 /* ---- encoding ---- */
 
-static void encode_header(unsigned char *h, const struct snapshot *s, uint64_t identity,
-			  const struct snap_ctx *ctx, int64_t fetched_ns, uint64_t body_hash,
-			  size_t body_len)
+void state_encode_header(unsigned char *h, const struct snapshot *s, uint64_t identity,
+			 const struct snap_ctx *ctx, int64_t saved_ns, int64_t fetched_ns,
+			 uint64_t body_hash, size_t records_len, size_t body_len)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_REALTIME, &now);
 	memset(h, 0, STATE_HEADER_LEN);
 	memcpy(h, state_magic, sizeof(state_magic));
-	put32(h + 8, STATE_VERSION);
-	put32(h + 12, STATE_HEADER_LEN);
+	state_put32(h + 8, STATE_VERSION);
+	state_put32(h + 12, STATE_HEADER_LEN);
 	put64(h + 16, identity);
 	put64(h + 24, ctx->hash_key[0]);
 	put64(h + 32, ctx->hash_key[1]);
 	put64(h + 40, ctx->next_nodeid);
 	put64(h + 48, (uint64_t)ctx->newest_ns);
-	put64(h + 56, (uint64_t)((int64_t)now.tv_sec * 1000000000 + now.tv_nsec));
+	put64(h + 56, (uint64_t)saved_ns);
 	put64(h + 64, (uint64_t)fetched_ns);
 	put64(h + 72, (uint64_t)s->mtime_ns);
 	put64(h + 80, (uint64_t)s->views_mtime_ns);
 	put64(h + 88, body_hash);
-	put64(h + 96, s->ntasks);
-	put64(h + 104, body_len);
+	put64(h + 96, state_render_fingerprint());
+	put64(h + 104, s->ntasks);
+	put64(h + 112, records_len);
+	put64(h + 120, body_len);
 }
 
-static unsigned char *encode_records(const struct snapshot *s)
+unsigned char *state_encode_records(const struct snapshot *s, size_t *len)
 {
-	unsigned char *r = malloc(s->ntasks * STATE_RECORD_LEN + 1), *p = r;
+	unsigned char *r = malloc(s->ntasks * STATE_MAX_RECORD + 1), *p = r;
+	int64_t mtime = 0, file_mtime = 0;
+	uint64_t nodeid = 0;
 
 	if (!r)
 		return NULL;
-	for (size_t i = 0; i < s->ntasks; i++, p += STATE_RECORD_LEN) {
+	for (size_t i = 0; i < s->ntasks; i++) {
 		const struct snap_task *t = &s->tasks[i];
 
-		put64(p, t->key);
-		put64(p + 8, (uint64_t)t->mtime);
+		p = put_varint(p, zigzag(t->mtime, mtime));
+		mtime = t->mtime;
 		for (int k = 0; k < SNAP_NKINDS; k++) {
-			unsigned char *f = p + 16 + 20 * k;
+			const struct snap_file *f = &t->file[k];
 
-			put64(f, t->file[k].nodeid);
-			put64(f + 8, (uint64_t)t->file[k].mtime_ns);
-			put32(f + 16, t->file[k].nodeid ? t->file[k].len : 0);
+			if (!f->nodeid) {
+				*p++ = 0;
+				continue;
+			}
+			p = put_varint(p, zigzag((int64_t)f->nodeid, (int64_t)nodeid) + 1);
+			p = put_varint(p, zigzag(f->mtime_ns, file_mtime));
+			p = put_varint(p, f->len);
+			nodeid = f->nodeid;
+			file_mtime = f->mtime_ns;
 		}
 	}
+	*len = (size_t)(p - r);
 	return r;
-}
-
-/* ---- the folder ---- */
-
-struct state_dir {
-	char *path;
-	int fd;	  /* the folder, O_DIRECTORY */
-	int lock; /* "lock", flock()ed for the daemon's life */
-	uint64_t identity;
-};
-
-uint64_t state_dir_name(const char *api_url, const char *endpoint, const char *user, char *name,
-			size_t namelen)
-{
-	static const uint64_t key[2] = { 0x696e676573746673ULL, 0x7374617465646972ULL };
-	const char *host = strstr(api_url, "://");
-	size_t ulen = strlen(api_url), elen = strlen(endpoint), n = 0, total;
-	char *all;
-	uint64_t h;
-
-	/* the hash: api_url NUL endpoint NUL user */
-	total = ulen + elen + strlen(user) + 3;
-	all = malloc(total);
-	if (all) {
-		memcpy(all, api_url, ulen + 1);
-		memcpy(all + ulen + 1, endpoint, elen + 1);
-		memcpy(all + ulen + elen + 2, user, strlen(user) + 1);
-		h = hash_siphash24(key, all, total);
-		free(all);
-	} else {
-		h = hash_siphash24(key, api_url, ulen) ^ hash_siphash24(key, endpoint, elen) ^
-		    (hash_siphash24(key, user, strlen(user)) << 1);
-	}
-	host = host ? host + 3 : api_url;
-	/* the host, for a name people recognise; characters a path needs kept safe */
-	for (; *host && *host != '/' && *host != ':' && n < 64 && n + 18 < namelen; host++) {
-		char c = *host;
-
-		name[n++] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-					    (c >= '0' && c <= '9') || c == '.' || c == '-'
-				    ? c
-				    : '_';
-	}
-	if (n == 0 || name[0] == '.')
-		name[n ? 0 : n++] = '_';
-	snprintf(name + n, namelen - n, "-%016llx", (unsigned long long)h);
-	return h;
-}
-
-/* mkdir -p for the parents of a default path, private where we create them */
-static int make_parents(char *path)
-{
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-			*p = '/';
-			return -errno;
-		}
-		*p = '/';
-	}
-	return 0;
-}
-
-static char *default_path(const char *name)
-{
-	const char *base = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-	char *path = NULL;
-	int n;
-
-	if (geteuid() == 0)
-		n = asprintf(&path, "/var/lib/ingestfs/%s", name);
-	else if (base && base[0] == '/')
-		n = asprintf(&path, "%s/ingestfs/%s", base, name);
-	else if (home && home[0] == '/')
-		n = asprintf(&path, "%s/.local/state/ingestfs/%s", home, name);
-	else
-		return NULL;
-	return n < 0 ? NULL : path;
-}
-
-static int check_private(int fd, const char *path, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "state folder %s is not a folder", path);
-		return -ENOTDIR;
-	}
-	if (st.st_uid != geteuid()) {
-		snprintf(err, errlen, "state folder %s is owned by uid %u, not by you (uid %u)",
-			 path, (unsigned int)st.st_uid, (unsigned int)geteuid());
-		return -EPERM;
-	}
-	if (st.st_mode & 077) {
-		snprintf(err, errlen,
-			 "state folder %s is accessible by group or others (mode %03o); run: "
-			 "chmod 700 %s",
-			 path, (unsigned int)(st.st_mode & 0777), path);
-		return -EPERM;
-	}
-	return 0;
-}
-
-int state_dir_open(const char *path, const char *api_url, const char *endpoint, const char *user,
-		   struct state_dir **out, char *err, size_t errlen)
-{
-	struct state_dir *d = calloc(1, sizeof(*d));
-	char name[96];
-	int ret = -ENOMEM;
-
-	*out = NULL;
-	if (!d)
-		goto out_nomem;
-	d->fd = d->lock = -1;
-	d->identity = state_dir_name(api_url, endpoint, user, name, sizeof(name));
-	d->path = path ? strdup(path) : default_path(name);
-	if (!d->path) {
-		if (path)
-			goto out_nomem;
-		snprintf(err, errlen, "no state folder: HOME is not set; give -o state_dir=DIR");
-		ret = -EINVAL;
-		goto out_free;
-	}
-	if (!path && (ret = make_parents(d->path)) < 0) {
-		snprintf(err, errlen, "cannot create state folder %s: %s", d->path, strerror(-ret));
-		goto out_free;
-	}
-	if (mkdir(d->path, 0700) < 0 && errno != EEXIST) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot create state folder %s: %s", d->path,
-			 strerror(errno));
-		goto out_free;
-	}
-	d->fd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d->fd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot open state folder %s: %s", d->path, strerror(errno));
-		goto out_free;
-	}
-	ret = check_private(d->fd, d->path, err, errlen);
-	if (ret < 0)
-		goto out_free;
-	d->lock = openat(d->fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (d->lock < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot create %s/lock: %s", d->path, strerror(errno));
-		goto out_free;
-	}
-	if (flock(d->lock, LOCK_EX | LOCK_NB) < 0) {
-		ret = -errno;
-		if (errno == EWOULDBLOCK)
-			snprintf(err, errlen,
-				 "state folder %s is in use by another ingestfs; give each mount "
-				 "its own state_dir",
-				 d->path);
-		else
-			snprintf(err, errlen, "cannot lock %s/lock: %s", d->path, strerror(errno));
-		goto out_free;
-	}
-	*out = d;
-	return 0;
-
-out_nomem:
-	snprintf(err, errlen, "out of memory");
-out_free:
-	state_dir_close(d);
-	return ret;
-}
-
-void state_dir_close(struct state_dir *d)
-{
-	if (!d)
-		return;
-	if (d->lock >= 0)
-		close(d->lock);
-	if (d->fd >= 0)
-		close(d->fd);
-	free(d->path);
-	free(d);
-}
-
-const char *state_dir_path(const struct state_dir *d)
-{
-	return d->path;
-}
-
-uint64_t state_dir_identity(const struct state_dir *d)
-{
-	return d->identity;
-}
-
-/* ---- load and save ---- */
-
-int state_load(struct state_dir *d, size_t max_body, struct snap_ctx *ctx, struct snapshot **out,
-	       struct state *st, char *err, size_t errlen)
-{
-	unsigned char head[STATE_HEADER_LEN];
-	struct stat sb;
-	char *buf = NULL;
-	size_t got = 0;
-	int fd, ret;
-
-	*out = NULL;
-	fd = openat(d->fd, "state", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0 && errno == ENOENT)
-		return 1;
-	if (fd < 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		return -errno;
-	}
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		ret = fail(err, errlen, "not a regular file");
-		goto out;
-	}
-	/* the header says how large the file must be, before we read it all */
-	if (pread(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head)) {
-		ret = fail(err, errlen, "truncated");
-		goto out;
-	}
-	ret = decode_header(head, (size_t)sb.st_size, d->identity, max_body, st, err, errlen);
-	if (ret < 0)
-		goto out;
-	buf = malloc((size_t)sb.st_size + 1);
-	if (!buf) {
-		ret = -ENOMEM;
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	while (got < (size_t)sb.st_size) {
-		ssize_t n = pread(fd, buf + got, (size_t)sb.st_size - got, (off_t)got);
-
-		if (n <= 0) {
-			ret = n < 0 ? -errno : -EINVAL;
-			snprintf(err, errlen, "%s", n < 0 ? strerror(errno) : "truncated");
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	ret = state_restore(buf, got, d->identity, max_body, ctx, out, st, err, errlen);
-out:
-	free(buf);
-	close(fd);
-	return ret;
-}
-
-static int write_all(int fd, const void *p, size_t len, uLong *crc)
-{
-	const char *c = p;
-
-	*crc = crc32_z(*crc, p, len);
-	while (len) {
-		ssize_t n = write(fd, c, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		c += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static double clock_ms(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-int state_save(struct state_dir *d, const struct snapshot *s, const char *body, size_t len,
-	       uint64_t body_hash, const struct snap_ctx *ctx, int64_t fetched_ns,
-	       struct state_save_stats *stats, char *err, size_t errlen)
-{
-	double cpu0 = clock_ms(CLOCK_THREAD_CPUTIME_ID), wall0 = clock_ms(CLOCK_MONOTONIC);
-	unsigned char head[STATE_HEADER_LEN], trailer[STATE_TRAILER_LEN];
-	unsigned char *records = encode_records(s);
-	uLong crc = crc32_z(0, NULL, 0);
-	const char *step = "write";
-	int fd = -1, ret;
-
-	if (!records) {
-		snprintf(err, errlen, "cannot save state: out of memory");
-		return -ENOMEM;
-	}
-	encode_header(head, s, d->identity, ctx, fetched_ns, body_hash, len);
-	fd = openat(d->fd, "state.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		    0600);
-	if (fd < 0) {
-		ret = -errno;
-		step = "create";
-		goto out;
-	}
-	if ((ret = write_all(fd, head, sizeof(head), &crc)) < 0 ||
-	    (ret = write_all(fd, records, s->ntasks * STATE_RECORD_LEN, &crc)) < 0 ||
-	    (ret = write_all(fd, body, len, &crc)) < 0)
-		goto out;
-	put32(trailer, (uint32_t)crc);
-	put32(trailer + 4, 0);
-	if ((ret = write_all(fd, trailer, sizeof(trailer), &crc)) < 0)
-		goto out;
-	step = "sync";
-	if (fsync(fd) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	close(fd);
-	fd = -1;
-	step = "rename";
-	if (renameat(d->fd, "state.tmp", d->fd, "state") < 0) {
-		ret = -errno;
-		goto out;
-	}
-	/* the rename itself is durable only once the folder is */
-	step = "sync the folder for";
-	ret = fsync(d->fd) < 0 ? -errno : 0;
-out:
-	free(records);
-	if (fd >= 0)
-		close(fd);
-	if (ret < 0) {
-		snprintf(err, errlen, "cannot %s %s/state: %s", step, d->path, strerror(-ret));
-		unlinkat(d->fd, "state.tmp", 0); /* gone already after a rename */
-		return ret;
-	}
-	stats->saves++;
-	stats->bytes = STATE_HEADER_LEN + s->ntasks * STATE_RECORD_LEN + len + STATE_TRAILER_LEN;
-	stats->cpu_ms = clock_ms(CLOCK_THREAD_CPUTIME_ID) - cpu0;
-	stats->wall_ms = clock_ms(CLOCK_MONOTONIC) - wall0;
-	return 0;
 }

@@ -9,9 +9,9 @@
  * mtime (so a restart with the same answer shows every path with the same
  * st_ino, size, mtime and ctime).  No secret is in it.
  *
- * Two halves.  state_encode_*() and state_decode() are pure: bytes in,
- * checked structs out, nothing trusted (the fuzzer drives decode).  The
- * folder half opens or creates the folder (mode 0700, refused when it is
+ * Two halves.  state.c, the format, is pure: bytes in, checked structs
+ * out, nothing trusted (the fuzzer drives state_restore).  state_dir.c,
+ * the folder, opens or creates the folder (mode 0700, refused when it is
  * not private, like the credentials file), holds a lock file so that two
  * daemons never share it, and saves atomically: a temporary file, fsync,
  * rename over "state", fsync of the folder, so that a kill -9 at any
@@ -20,17 +20,18 @@
  *
  * File layout (version 1), integers little-endian:
  *   0   "IFSSTATE"  magic
- *   8   u32 version, u32 header bytes (112)
+ *   8   u32 version, u32 header bytes (128)
  *   16  u64 identity: the mount's name hash (api_url, endpoint, user)
  *   24  u64 hash key[2]
  *   40  u64 next node id, i64 newest stamp (ns)
  *   56  i64 saved at, i64 answer arrived at (wall ns)
  *   72  i64 root folder mtime, i64 view folders' mtime (ns)
  *   88  u64 the answer's hash under the key (to spot it when it comes again)
- *   96  u64 tasks, u64 answer bytes
- *   112 one 96-byte record per task, by key: u64 key, i64 folder mtime (s),
- *       then per file (state, operation, timestamp, raw.json): u64 node id
- *       (0: no such file), i64 mtime (ns), u32 size
+ *   96  u64 render fingerprint: a hash of the files this build makes of a
+ *       fixed probe answer, so a state written by a version that renders
+ *       files differently is not taken for this one's
+ *   104 u64 tasks, u64 record bytes, u64 answer bytes
+ *   128 the task records (varints; see decode_records in state.c)
  *   ... the answer's bytes
  *   end u32 CRC-32 of everything before it, u32 0
  */
@@ -42,8 +43,7 @@
 #include "snapshot.h"
 
 #define STATE_VERSION	  1
-#define STATE_HEADER_LEN  112
-#define STATE_RECORD_LEN  96
+#define STATE_HEADER_LEN  128
 #define STATE_TRAILER_LEN 8
 
 /* one task's identity: what a restored snapshot takes over */
@@ -68,6 +68,7 @@ struct state {
 	int64_t views_mtime_ns;
 	uint64_t body_hash;
 	size_t ntasks;
+	size_t records_len;
 	struct state_task *tasks; /* malloc'd by state_decode */
 	char *body;		  /* points into the decoded buffer, NUL after it */
 	size_t body_len;
@@ -83,6 +84,20 @@ struct state {
 int state_decode(char *buf, size_t len, uint64_t identity, size_t max_body, struct state *st,
 		 char *err, size_t errlen);
 void state_release(struct state *st);
+
+/* state_decode_header - the header alone, against the file's size @len */
+int state_decode_header(const unsigned char *b, size_t len, uint64_t identity, size_t max_body,
+			struct state *st, char *err, size_t errlen);
+
+/* state_render_fingerprint - what this build's files look like, as a hash */
+uint64_t state_render_fingerprint(void);
+
+/* for state_dir.c: the header (STATE_HEADER_LEN bytes) and the records (malloc'd) */
+void state_encode_header(unsigned char *h, const struct snapshot *s, uint64_t identity,
+			 const struct snap_ctx *ctx, int64_t saved_ns, int64_t fetched_ns,
+			 uint64_t body_hash, size_t records_len, size_t body_len);
+unsigned char *state_encode_records(const struct snapshot *s, size_t *len);
+void state_put32(unsigned char *p, uint32_t v);
 
 /*
  * state_restore - decode @buf and rebuild the snapshot it describes, with

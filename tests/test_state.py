@@ -365,29 +365,50 @@ def damage(path, kind):
         "truncated": data[:len(data) // 2],
         "one-byte-short": data[:-1],
         "flipped-body-bit": data[:-20] + bytes([data[-20] ^ 1]) + data[-19:],
-        "flipped-record-bit": data[:120] + bytes([data[120] ^ 0x40]) + data[121:],
+        "flipped-record-bit": data[:130] + bytes([data[130] ^ 0x40]) + data[131:],
         "other-version": fix_crc(data[:8] + struct.pack("<I", 99) + data[12:]),
         "other-mount": fix_crc(data[:16] + b"\xff" * 8 + data[24:]),
-        "oversized-answer": fix_crc(data[:104] + struct.pack("<Q", 1 << 40) + data[112:]),
-        "too-many-tasks": fix_crc(data[:96] + struct.pack("<Q", 1 << 60) + data[104:]),
-        # a record whose node id lies beyond the allocator
-        "node-id-beyond": fix_crc(data[:112 + 16] + b"\xff" * 7 + b"\x00" + data[112 + 24:]),
-        # two tasks' records swapped: out of order
-        "records-swapped": fix_crc(data[:112] + data[208:304] + data[112:208] + data[304:]),
-        # a size that does not match the answer's file
-        "wrong-size": fix_crc(data[:112 + 32] + struct.pack("<I", 12345) + data[112 + 36:]),
+        "other-renderer": fix_crc(data[:96] + b"\x01" * 8 + data[104:]),
+        "oversized-answer": fix_crc(data[:120] + struct.pack("<Q", 1 << 40) + data[128:]),
+        "too-many-tasks": fix_crc(data[:104] + struct.pack("<Q", 1 << 60) + data[112:]),
+        # every node id lies beyond the allocator
+        "node-ids-beyond": fix_crc(data[:40] + struct.pack("<Q", 16) + data[48:]),
+        # every mtime is newer than the newest stamp
+        "mtimes-ahead": fix_crc(data[:48] + struct.pack("<q", 0) + data[56:]),
+        # one byte moved from the answer to the records: both misread
+        "shifted": fix_crc(data[:112] + struct.pack("<QQ", *[
+            v + d for v, d in zip(struct.unpack("<QQ", data[112:128]), (1, -1))]) + data[128:]),
+        # the answer edited in place, same length: a file's size changes
+        "answer-edited": fix_crc(data[:-8].replace(b'"COMPLETED"', b'"DONE"     ', 1) + data[-8:]),
     }[kind]
     with open(path, "wb") as f:
         f.write(new)
 
 
-DAMAGE = ["empty", "garbage", "truncated", "one-byte-short", "flipped-body-bit",
-          "flipped-record-bit", "other-version", "other-mount", "oversized-answer",
-          "too-many-tasks", "node-id-beyond", "records-swapped", "wrong-size", "directory",
-          "symlink", "fifo"]
+# each kind of damage and the reason the warning must give
+DAMAGE = {
+    "empty": "truncated",
+    "garbage": "not an ingestfs state file",
+    "truncated": "sizes do not add up",
+    "one-byte-short": "sizes do not add up",
+    "flipped-body-bit": "checksum mismatch",
+    "flipped-record-bit": "checksum mismatch",
+    "other-version": "from another version of ingestfs",
+    "other-mount": "belongs to another mount",
+    "other-renderer": "shows files differently",
+    "oversized-answer": "larger than max_response",
+    "too-many-tasks": "sizes do not add up",
+    "node-ids-beyond": "beyond the allocator",
+    "mtimes-ahead": "newer than the newest stamp",
+    "shifted": "bytes after the task records",
+    "answer-edited": "do not match its answer",
+    "directory": "not a regular file",
+    "symlink": "symbolic links",
+    "fifo": "not a regular file",
+}
 
 
-@pytest.mark.parametrize("kind", DAMAGE)
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
 def test_damaged_state_is_ignored_with_one_warning(new_mount, kind):
     m = new_mount()
     m.start()
@@ -398,6 +419,7 @@ def test_damaged_state_is_ignored_with_one_warning(new_mount, kind):
     assert m.status()["source"] == "api"
     warnings = [l for l in m.stderr().splitlines() if "ignoring the saved state" in l]
     assert len(warnings) == 1, m.stderr()
+    assert DAMAGE[kind] in warnings[0], warnings[0]
     after = tree(m)
     # the API's data, under a fresh identity: new key, allocator past the old
     assert {p: v[1] for p, v in after.items()} == {p: v[1] for p, v in before.items()}

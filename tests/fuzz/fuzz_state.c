@@ -67,8 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint32_t crc;
 
 		memcpy(buf + 16, &id, sizeof(id));
-		crc = htole32((uint32_t)crc32_z(0, (const unsigned char *)buf,
-						size - STATE_TRAILER_LEN));
+		crc = htole32(
+			(uint32_t)crc32_z(0, (const unsigned char *)buf, size - STATE_TRAILER_LEN));
 		memcpy(buf + size - STATE_TRAILER_LEN, &crc, sizeof(crc));
 		memset(buf + size - 4, 0, 4);
 	}
