@@ -94,7 +94,7 @@ class Mount:
         simctl.write_credentials(self.creds, sim.user, sim.key)
         self.stderr_path = str(tmp_path / "ingestfs.stderr")
         # never the default under /var/lib: each mount keeps its state here
-        self.state = str(tmp_path / "state")
+        self.state = str(tmp_path / "ingestfs-state")
         self.proc = None
 
     def argv(self, opts=None, foreground=True):

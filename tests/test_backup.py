@@ -37,6 +37,13 @@ def run(cmd, **kw):
     return r
 
 
+def tool_env(**extra):
+    """This environment without the caller's restic or borg settings, plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESTIC_", "BORG_"))}
+    env.update(extra)
+    return env
+
+
 def tree(m):
     """{path relative to the mount: (kind, st_ino, st_size, st_mtime_ns, st_ctime_ns)}
     of the root, every task folder and every file in it."""
@@ -172,9 +179,9 @@ class Restic(Tool):
 
     def __init__(self, tmp):
         super().__init__(tmp)
-        self.env = dict(os.environ, RESTIC_REPOSITORY=str(tmp / "repo"),
-                        RESTIC_PASSWORD="ingestfs-test",
-                        RESTIC_CACHE_DIR=str(tmp / "cache"))
+        self.env = tool_env(RESTIC_REPOSITORY=str(tmp / "repo"),
+                            RESTIC_PASSWORD="ingestfs-test",
+                            RESTIC_CACHE_DIR=str(tmp / "cache"))
         run(["restic", "init", "--quiet"], env=self.env)
 
     def backup(self, m, remounted):
@@ -212,11 +219,11 @@ class Borg(Tool):
     def __init__(self, tmp):
         super().__init__(tmp)
         self.repo = str(tmp / "repo")
-        self.env = dict(os.environ, BORG_BASE_DIR=str(tmp / "base"),
-                        BORG_CACHE_DIR=str(tmp / "cache"),
-                        BORG_CONFIG_DIR=str(tmp / "config"), BORG_PASSPHRASE="",
-                        BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
-                        BORG_RELOCATED_REPO_ACCESS_IS_OK="yes")
+        self.env = tool_env(BORG_BASE_DIR=str(tmp / "base"),
+                            BORG_CACHE_DIR=str(tmp / "cache"),
+                            BORG_CONFIG_DIR=str(tmp / "config"), BORG_PASSPHRASE="",
+                            BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
+                            BORG_RELOCATED_REPO_ACCESS_IS_OK="yes")
         run(["borg", "init", "--encryption=none", self.repo], env=self.env)
 
     def backup(self, m, remounted):
