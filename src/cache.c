@@ -179,60 +179,109 @@ static void gone_add(void *arg, const struct snapshot *old, const struct snap_no
  * Swap @next in.  Node ids of @old that the kernel still holds keep their
  * bytes as blobs, so an open file never changes under its reader.
  */
-/* The folders a swap invalidated, to say it again a moment later. */
-struct inval_echo {
-	const struct cache_notify *n;
-	uint64_t *v;
-	size_t len, cap;
+/*
+ * What a swap must tell the kernel, worked out before the swap, so that
+ * the kernel hears of a new version right after it is in place: a tool
+ * that remembers when it last ran (tar --listed-incremental) must not
+ * read an old version through a cached name once the clock has passed
+ * the new version's mtime.  Names point into the old or new snapshot.
+ */
+struct inval_list {
+	struct inval_name {
+		uint64_t parent;
+		const char *name;
+		size_t len;
+	} * names;
+	size_t nnames, capnames;
+	uint64_t *folders;
+	size_t nfolders, capfolders;
+	size_t changes;
+	bool oom;
 };
 
-static void echo_entry(void *arg, uint64_t parent, const char *name, size_t len)
+static bool list_room(void **v, size_t *cap, size_t n, size_t size)
 {
-	struct inval_echo *e = arg;
+	void *p;
+	size_t c;
 
-	e->n->entry(e->n->arg, parent, name, len);
+	if (n < *cap)
+		return true;
+	c = *cap ? *cap * 2 : 64;
+	p = realloc(*v, c * size);
+	if (!p)
+		return false;
+	*v = p;
+	*cap = c;
+	return true;
 }
 
-static void echo_inode(void *arg, uint64_t nodeid)
+static void list_entry(void *arg, uint64_t parent, const char *name, size_t len)
 {
-	struct inval_echo *e = arg;
+	struct inval_list *l = arg;
 
-	e->n->inode(e->n->arg, nodeid);
-	if (e->len == e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 64;
-		uint64_t *v = realloc(e->v, cap * sizeof(*v));
-
-		if (!v)
-			return;
-		e->v = v;
-		e->cap = cap;
+	if (!list_room((void **)&l->names, &l->capnames, l->nnames, sizeof(*l->names))) {
+		l->oom = true;
+		return;
 	}
-	e->v[e->len++] = nodeid;
+	l->names[l->nnames++] = (struct inval_name){ parent, name, len };
+}
+
+static void list_inode(void *arg, uint64_t nodeid)
+{
+	struct inval_list *l = arg;
+
+	if (!list_room((void **)&l->folders, &l->capfolders, l->nfolders, sizeof(*l->folders))) {
+		l->oom = true;
+		return;
+	}
+	l->folders[l->nfolders++] = nodeid;
+}
+
+static void direct_entry(void *arg, uint64_t parent, const char *name, size_t len)
+{
+	const struct cache_notify *n = arg;
+
+	n->entry(n->arg, parent, name, len);
+}
+
+static void direct_inode(void *arg, uint64_t nodeid)
+{
+	const struct cache_notify *n = arg;
+
+	n->inode(n->arg, nodeid);
 }
 
 /*
- * Tell the kernel what changed from @old to @next.  Folder invalidation
- * does not wait for a READDIR in flight, which may still carry the old
- * listing into the kernel's cache; saying it again 20 ms later closes that
- * window.  Names need no echo: their invalidation waits for lookups.
+ * Tell the kernel what changed from @old to @next, from the list made
+ * before the swap (or, if there was no memory for it, straight from a
+ * diff).  Folder invalidation does not wait for a READDIR in flight,
+ * which may still carry the old listing into the kernel's cache; saying
+ * it again 20 ms later closes that window.  Names need no echo: their
+ * invalidation waits for lookups.
  */
-static void cache_notify_changes(struct cache *c, const struct snapshot *old,
-				 const struct snapshot *next)
+static void cache_send_changes(struct cache *c, const struct snapshot *old,
+			       const struct snapshot *next, struct inval_list *l)
 {
-	struct inval_echo e = { .n = &c->notify };
-	struct snap_diff_ops ops = { echo_entry, echo_inode };
-	size_t changes = diff_snapshots(old, next, c->hash_key, &ops, &e);
+	if (l->oom) {
+		struct snap_diff_ops ops = { direct_entry, direct_inode };
 
-	if (e.len && !atomic_load(&c->stopping)) {
-		struct timespec pause = { 0, 20 * 1000 * 1000 };
+		l->changes = diff_snapshots(old, next, c->hash_key, &ops, &c->notify);
+	} else {
+		for (size_t i = 0; i < l->nnames; i++)
+			c->notify.entry(c->notify.arg, l->names[i].parent, l->names[i].name,
+					l->names[i].len);
+		for (size_t i = 0; i < l->nfolders; i++)
+			c->notify.inode(c->notify.arg, l->folders[i]);
+		if (l->nfolders && !atomic_load(&c->stopping)) {
+			struct timespec pause = { 0, 20 * 1000 * 1000 };
 
-		nanosleep(&pause, NULL);
-		for (size_t i = 0; i < e.len && !atomic_load(&c->stopping); i++)
-			c->notify.inode(c->notify.arg, e.v[i]);
+			nanosleep(&pause, NULL);
+			for (size_t i = 0; i < l->nfolders && !atomic_load(&c->stopping); i++)
+				c->notify.inode(c->notify.arg, l->folders[i]);
+		}
 	}
-	free(e.v);
 	pthread_mutex_lock(&c->lock);
-	c->last_changes = changes;
+	c->last_changes = l->changes;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -261,7 +310,7 @@ void cache_log_recovery(struct cache *c, const struct snapshot *s)
 /*
  * A new snapshot's stamps may lie ahead of the clock: in the next second
  * when the last change was stamped in this one (snapshot.c, next_stamp),
- * or a few ns when a tiny answer was parsed fast.  Hold the snapshot back
+ * and by the time its save is expected to take (refresh.c, restamp).  Hold the snapshot back
  * until the clock passes them, so that no reader sees a file from the
  * future.  A clock stepped back by more than that is not waited for.
  */
@@ -269,7 +318,7 @@ static void wait_for_clock(struct cache *c, int64_t newest_ns)
 {
 	int64_t ahead;
 
-	while ((ahead = newest_ns - wall_ns()) >= 0 && ahead < 1100 * 1000 * 1000 &&
+	while ((ahead = newest_ns - wall_ns()) >= 0 && ahead < CACHE_MAX_HOLD_NS &&
 	       !atomic_load(&c->stopping)) {
 		struct timespec pause = { 0, ahead > 50000000 ? 50000000 : ahead + 1 };
 
@@ -286,15 +335,23 @@ static void wait_for_clock(struct cache *c, int64_t newest_ns)
 int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 {
 	struct gone_list gone = { 0 };
+	struct inval_list inval = { 0 };
 	struct snapshot *old;
+	bool tell;
 
-	wait_for_clock(c, c->ctx.newest_ns);
 	pthread_mutex_lock(&c->lock);
 	old = c->current;
 	pthread_mutex_unlock(&c->lock);
 	/* only the refresher swaps, so @old stays current until we do */
 	if (old)
 		diff_for_each_gone(old, next, gone_add, &gone);
+	tell = old && c->started && c->notify.entry && !atomic_load(&c->stopping);
+	if (tell) {
+		struct snap_diff_ops ops = { list_entry, list_inode };
+
+		inval.changes = diff_snapshots(old, next, c->hash_key, &ops, &inval);
+	}
+	wait_for_clock(c, c->ctx.newest_ns);
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < gone.n && !gone.oom; i++) {
@@ -315,6 +372,8 @@ int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 		/* blobs already made for still-current node ids do no harm */
 		pthread_mutex_unlock(&c->lock);
 		free(gone.v);
+		free(inval.names);
+		free(inval.folders);
 		snapshot_put(next);
 		return -ENOMEM;
 	}
@@ -330,8 +389,10 @@ int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 	if (from_api)
 		cache_log_recovery(c, next);
 
-	if (old && c->started && c->notify.entry && !atomic_load(&c->stopping))
-		cache_notify_changes(c, old, next);
+	if (tell && !atomic_load(&c->stopping))
+		cache_send_changes(c, old, next, &inval);
+	free(inval.names);
+	free(inval.folders);
 	snapshot_put(old);
 #ifdef __GLIBC__
 	/* parsing left many small blocks free; give the pages back */

@@ -127,6 +127,8 @@ void cache_log_recovery(struct cache *c, const struct snapshot *s);
 
 /* ---- refresh.c, for status.c and the tests ---- */
 
+/* the longest a snapshot is held back for its stamps: 1 s + a save's allowance */
+#define CACHE_MAX_HOLD_NS     (3100LL * 1000 * 1000)
 #define CACHE_MAX_BACKOFF     300.0  /* s: retries never wait longer... */
 #define CACHE_MAX_RETRY_AFTER 3600.0 /* s: ...unless the server asks, up to this */
 

@@ -121,6 +121,29 @@ static void cache_save(struct cache *c, const struct snapshot *s, const struct f
 	pthread_mutex_unlock(&c->lock);
 }
 
+/*
+ * Stamp the new versions of @s with the moment they will be shown rather
+ * than the moment their answer arrived, then save.  A tool that remembers
+ * when it last ran (tar --listed-incremental, find -newer) must not meet
+ * a version whose mtime lies before a run that could not yet see it.  The
+ * save comes before the swap, so the stamps allow for it: twice the last
+ * save, or the answer written at 100 MB/s, plus 5 ms; cache_publish then
+ * holds the snapshot until the clock reaches them.
+ */
+static void cache_restamp(struct cache *c, struct snapshot *s, const struct fetched *got)
+{
+	double ms = 2.0;
+
+	if (c->state) {
+		/* c->saves is written by this thread only: no lock to read it */
+		ms = (c->saves.saves ? 2 * c->saves.wall_ms : (double)got->len / 1e5) + 5;
+		if (ms > 2000)
+			ms = 2000;
+	}
+	snapshot_restamp(s, &c->ctx, wall_ns() + (int64_t)(ms * 1e6));
+	cache_save(c, s, got);
+}
+
 bool cache_total_mismatch(const struct snapshot *s)
 {
 	return s->stats.total_items >= 0 && (size_t)s->stats.total_items != s->stats.items;
@@ -162,7 +185,7 @@ static void cache_refresh(struct cache *c)
 	if (ret == -ECANCELED)
 		return;
 	if (ret == 0 && next)
-		cache_save(c, next, &got);
+		cache_restamp(c, next, &got);
 	free(got.body);
 	if (ret == 0 && !next) {
 		/* the same answer again: the current snapshot stands, confirmed */
@@ -305,7 +328,7 @@ int cache_first_fetch(struct cache *c, char *err, size_t errlen)
 		return ret;
 	}
 	if (s) {
-		cache_save(c, s, &got);
+		cache_restamp(c, s, &got);
 		c->body_hash = got.hash;
 		c->body_hash_set = true;
 	} else {

@@ -112,6 +112,7 @@ static int64_t next_stamp(struct snap_ctx *ctx)
 
 		t = ctx->now_ns > next_second ? ctx->now_ns : next_second;
 		ctx->stamped = true;
+		ctx->first_ns = t;
 	}
 	ctx->newest_ns = t;
 	return t;
@@ -353,6 +354,29 @@ void snapshot_put(struct snapshot *s)
 	free(s->nodes);
 	free(s->arena);
 	free(s);
+}
+
+void snapshot_restamp(struct snapshot *s, struct snap_ctx *ctx, int64_t at_ns)
+{
+	int64_t shift;
+
+	if (!ctx->stamped || at_ns <= ctx->first_ns || ctx->newest_ns >= INT64_MAX - NS_PER_S)
+		return;
+	shift = at_ns - ctx->first_ns;
+	if (shift > INT64_MAX - NS_PER_S - ctx->newest_ns)
+		return;
+	/* stamps only grow: whatever is >= the first is this parse's own */
+	for (size_t i = 0; i < s->ntasks; i++)
+		for (int k = 0; k < SNAP_NKINDS; k++)
+			if (s->tasks[i].file[k].nodeid &&
+			    s->tasks[i].file[k].mtime_ns >= ctx->first_ns)
+				s->tasks[i].file[k].mtime_ns += shift;
+	if (s->mtime_ns >= ctx->first_ns)
+		s->mtime_ns += shift;
+	if (s->views_mtime_ns >= ctx->first_ns)
+		s->views_mtime_ns += shift;
+	ctx->first_ns += shift;
+	ctx->newest_ns += shift;
 }
 
 /* ---- lookups ---- */

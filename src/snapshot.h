@@ -122,7 +122,8 @@ struct snap_ctx {
 	int64_t now_ns;	      /* wall clock when the answer arrived */
 	uint64_t next_nodeid; /* file node id allocator; advanced by parse */
 	int64_t newest_ns;    /* the latest mtime given out; parse never lowers it */
-	bool stamped;	      /* this parse has given out a stamp */
+	bool stamped;	      /* this parse has given out a stamp... */
+	int64_t first_ns;     /* ...and this was the first */
 };
 
 extern const char *const snap_file_names[SNAP_NKINDS];
@@ -143,6 +144,14 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
  * -EINVAL when two files share a node id (then @s must only be put).
  */
 int snapshot_reindex(struct snapshot *s);
+
+/*
+ * snapshot_restamp - move the stamps the last parse gave out (the new
+ * versions of @s, just built with @ctx) forward so that the first is
+ * @at_ns; nothing when that is not later.  Their order, 1 ns apart, and
+ * their whole second after the last change stay.  Before @s is shown.
+ */
+void snapshot_restamp(struct snapshot *s, struct snap_ctx *ctx, int64_t at_ns);
 
 struct snapshot *snapshot_get(struct snapshot *s);
 void snapshot_put(struct snapshot *s);

@@ -226,8 +226,7 @@ int state_load(struct state_dir *d, size_t max_body, struct snap_ctx *ctx, struc
 		ret = -EINVAL;
 		goto out;
 	}
-	ret = state_decode_header(head, (size_t)sb.st_size, d->identity, max_body, st, err,
-				  errlen);
+	ret = state_decode_header(head, (size_t)sb.st_size, d->identity, max_body, st, err, errlen);
 	if (ret < 0)
 		goto out;
 	buf = malloc((size_t)sb.st_size + 1);

@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -358,3 +359,36 @@ def test_borg_lists_99_percent_unchanged(new_mount, sim, tmp_path):
     assert report.unchanged >= 0.99 * total, (report.unchanged, total)
     # precisely: all but the one newest file (see Borg.expect)
     assert report.unchanged == total - 1 and len(newest(before)) == 1
+
+
+def test_tar_incremental_never_misses_a_change_made_during_runs(new_mount, sim, tmp_path):
+    """tar remembers when each run started and later takes files newer than
+    that.  So a new version's mtime must not lie before a run that could
+    still read the old one: the daemon stamps versions with the moment they
+    are shown, not the moment their answer arrived.  tar runs back to back
+    on one task folder while its state changes; some run must take it.
+    Before that rule, 6 of 10 such changes were never archived."""
+    sim.generate(2000)  # a parse long enough to matter (it was 7 to 70 ms)
+    m = new_mount(ttl=0.3)
+    m.start()
+    ids = sorted(os.listdir(m.path))
+    for r in range(5):
+        tid = ids[r * 37]
+        snar = str(tmp_path / ("snar%d" % r))
+        run(["tar", "--listed-incremental=" + snar, "-cf", os.devnull, "-C", m.path, tid])
+        # a second after the last change, so that the stamp is not held to
+        # the next whole second (which would hide the window this is about)
+        time.sleep(1.1)
+        sim.patch(tid, {"state": "NEW-%d" % r})
+        taken, after_visible = set(), 0
+        deadline = time.monotonic() + 20
+        while after_visible < 2:
+            assert time.monotonic() < deadline, "the change never showed: %r" % m.status()
+            visible = read(m.p(tid, "state")) == "NEW-%d\n" % r
+            out = run(["tar", "--listed-incremental=" + snar, "-cvf", os.devnull, "-C", m.path,
+                       tid]).stdout.split()
+            taken |= {p for p in out if not p.endswith("/")}
+            after_visible += visible
+        # a run that started before the change and read it after takes it,
+        # and so does the next (tar is careful); none taking it is the bug
+        assert taken == changed_paths(tid), "round %d: taken %r" % (r, taken)

@@ -421,6 +421,39 @@ out:
 	snapshot_put(b);
 }
 
+/* Stamps move to the moment of showing; carried-over versions keep theirs. */
+static void test_restamp(void)
+{
+	struct snapshot *a, *b;
+	const struct snap_task *ta, *tb;
+	int64_t old_state, old_op, newest;
+
+	ctx.now_ns = 7000 * NS;
+	a = parse("{\"items\": [{\"id\": \"r\", \"state\": \"A\", \"operation\": \"X\"}]}", NULL);
+	ctx.now_ns = 7100 * NS;
+	b = parse("{\"items\": [{\"id\": \"r\", \"state\": \"B\", \"operation\": \"X\"}]}", a);
+	CHECK(a && b);
+	if (!a || !b)
+		return;
+	tb = snapshot_find(b, ctx.hash_key, "r", 1);
+	old_state = tb->file[SNAP_STATE].mtime_ns;
+	old_op = tb->file[SNAP_OPERATION].mtime_ns;
+	newest = ctx.newest_ns;
+	CHECK(old_state == 7100 * NS);
+	snapshot_restamp(b, &ctx, 7100 * NS - 5); /* earlier: nothing moves */
+	CHECK(tb->file[SNAP_STATE].mtime_ns == old_state && ctx.newest_ns == newest);
+	snapshot_restamp(b, &ctx, 7105 * NS);
+	CHECK(tb->file[SNAP_STATE].mtime_ns == 7105 * NS);
+	CHECK(tb->file[SNAP_RAW].mtime_ns == tb->file[SNAP_STATE].mtime_ns + 1);
+	CHECK(tb->file[SNAP_OPERATION].mtime_ns == old_op); /* not new: kept */
+	CHECK(b->mtime_ns == a->mtime_ns);		    /* the listing did not change */
+	CHECK(ctx.newest_ns == newest + 5 * NS && ctx.first_ns == 7105 * NS);
+	ta = snapshot_find(a, ctx.hash_key, "r", 1);
+	CHECK(ta->file[SNAP_STATE].mtime_ns == 7000 * NS); /* the old snapshot untouched */
+	snapshot_put(a);
+	snapshot_put(b);
+}
+
 static void test_views(void)
 {
 	struct snapshot *s =
@@ -474,5 +507,6 @@ int main(void)
 	test_bad_answers();
 	test_versions();
 	test_views();
+	test_restamp(); /* last: it moves the shared clock far ahead */
 	return check_done("test_snapshot");
 }
