@@ -128,13 +128,15 @@ static void cache_save(struct cache *c, const struct snapshot *s, const struct f
  * a version whose mtime lies before a run that could not yet see it.  The
  * save comes before the swap, so the stamps allow for it: twice the last
  * save, or the answer written at 100 MB/s, plus 5 ms; cache_publish then
- * holds the snapshot until the clock reaches them.
+ * holds the snapshot until the clock reaches them.  Before the mount
+ * (@mounted false) nobody can read anything yet: no allowance, no wait.
  */
-static void cache_restamp(struct cache *c, struct snapshot *s, const struct fetched *got)
+static void cache_restamp(struct cache *c, struct snapshot *s, const struct fetched *got,
+			  bool mounted)
 {
-	double ms = 2.0;
+	double ms = mounted ? 2.0 : 0.0;
 
-	if (c->state) {
+	if (c->state && mounted) {
 		/* c->saves is written by this thread only: no lock to read it */
 		ms = (c->saves.saves ? 2 * c->saves.wall_ms : (double)got->len / 1e5) + 5;
 		if (ms > 2000)
@@ -185,7 +187,7 @@ static void cache_refresh(struct cache *c)
 	if (ret == -ECANCELED)
 		return;
 	if (ret == 0 && next)
-		cache_restamp(c, next, &got);
+		cache_restamp(c, next, &got, true);
 	free(got.body);
 	if (ret == 0 && !next) {
 		/* the same answer again: the current snapshot stands, confirmed */
@@ -328,7 +330,7 @@ int cache_first_fetch(struct cache *c, char *err, size_t errlen)
 		return ret;
 	}
 	if (s) {
-		cache_restamp(c, s, &got);
+		cache_restamp(c, s, &got, false);
 		c->body_hash = got.hash;
 		c->body_hash_set = true;
 	} else {
