@@ -4,7 +4,10 @@ sub-second times that never run ahead of the clock, the state folder,
 offline start, and what a damaged state file does (nothing but a warning).
 """
 import os
+import pty
+import select
 import shutil
+import signal
 import struct
 import subprocess
 import tempfile
@@ -431,3 +434,31 @@ def test_damaged_state_is_ignored_with_one_warning(new_mount, kind):
         assert tree(m) == after
     else:
         assert m.counter("state_saves") == 0 and m.status()["state_error"] != "none"
+
+
+def test_less_follow_name_follows_a_file_across_versions(mount):
+    """less +F follows a descriptor, like tail -f; with --follow-name it
+    reopens the name, like tail -F, and sees each new version."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: less on a terminal of its own
+        os.environ["TERM"] = "xterm"
+        os.execvp("less", ["less", "--follow-name", "+F", mount.p(ID0, "state")])
+    out = bytearray()
+
+    def seen(text):
+        while select.select([fd], [], [], 0.05)[0]:
+            try:
+                out.extend(os.read(fd, 4096))
+            except OSError:
+                break
+        return text.encode() in out
+
+    try:
+        assert wait_for(lambda: seen("COMPLETED"), 10), bytes(out)
+        for value in ("PENDING", "FAILED"):
+            mount.sim.patch(ID0, {"state": value})
+            assert wait_for(lambda: seen(value), 15), bytes(out)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
