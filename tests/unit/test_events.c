@@ -89,7 +89,8 @@ static void test_lines(void)
 		  NULL);
 	/* nothing changed but the order and an unshown field: no line */
 	b = parse("{\"items\": [{\"id\": \"t2\", \"state\": \"COMPLETED\", \"x\": 1},"
-		  " {\"id\": \"t1\", \"state\": \"PENDING\", \"operation\": \"CREATE\", \"timestamp\": 5}]}",
+		  " {\"id\": \"t1\", \"state\": \"PENDING\", \"operation\": \"CREATE\", "
+		  "\"timestamp\": 5}]}",
 		  a);
 	CHECK(a && b);
 	if (!a || !b)
