@@ -33,6 +33,7 @@ struct cache *cache_new(const struct config *cfg, const struct creds *creds,
 	c->state = state;
 	c->offline_start = cfg->offline_start;
 	c->max_response = cfg->max_response;
+	c->events_max = cfg->events_max;
 	c->wake[0] = c->wake[1] = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	atomic_init(&c->stopping, false);
@@ -76,6 +77,7 @@ void cache_free(struct cache *c)
 		return;
 	snapshot_put(c->current);
 	snapshot_put(c->restored);
+	feed_close(c->feed);
 	state_dir_close(c->state);
 	nodes_free(c->nodes);
 	api_free(c->api);
@@ -285,6 +287,62 @@ static void cache_send_changes(struct cache *c, const struct snapshot *old,
 	pthread_mutex_unlock(&c->lock);
 }
 
+/*
+ * The feed grew: its size and pages in the kernel are stale (.events is
+ * not answered through a cached name, see fs_lookup.c, but an open one
+ * is read through the page cache).  A new generation is a new name too.
+ */
+static void cache_feed_notify(struct cache *c, bool rotated)
+{
+	uint64_t gen, len, prev;
+
+	feed_visible(c->feed, &gen, &len, &prev);
+	c->notify.inode(c->notify.arg, SNAP_EVENTS_NODEID_BASE + gen);
+	if (rotated) {
+		c->notify.inode(c->notify.arg, SNAP_EVENTS_NODEID_BASE + gen - 1);
+		c->notify.entry(c->notify.arg, SNAP_ROOT_NODEID, ".events", 7);
+		c->notify.entry(c->notify.arg, SNAP_ROOT_NODEID, ".events.1", 9);
+	}
+}
+
+int cache_feed_stat(struct cache *c, uint64_t nodeid, uint64_t *len, int64_t *mtime_ns)
+{
+	uint64_t gen, cur, prev;
+
+	if (!c->feed || !snap_is_events_nodeid(nodeid))
+		return -ENOENT;
+	feed_visible(c->feed, &gen, &cur, &prev);
+	pthread_mutex_lock(&c->lock);
+	*mtime_ns = c->feed_mtime_ns;
+	pthread_mutex_unlock(&c->lock);
+	if (nodeid == SNAP_EVENTS_NODEID_BASE + gen)
+		*len = cur;
+	else if (gen > 1 && nodeid == SNAP_EVENTS_NODEID_BASE + gen - 1)
+		*len = prev;
+	else
+		return -ESTALE;
+	return 0;
+}
+
+uint64_t cache_feed_nodeid(struct cache *c, bool previous)
+{
+	uint64_t gen, cur, prev;
+
+	if (!c->feed)
+		return 0;
+	feed_visible(c->feed, &gen, &cur, &prev);
+	if (previous)
+		return gen > 1 ? SNAP_EVENTS_NODEID_BASE + gen - 1 : 0;
+	return SNAP_EVENTS_NODEID_BASE + gen;
+}
+
+ssize_t cache_feed_read(struct cache *c, uint64_t nodeid, char *buf, size_t size, uint64_t off)
+{
+	if (!c->feed || !snap_is_events_nodeid(nodeid))
+		return -ENOENT;
+	return feed_read(c->feed, nodeid - SNAP_EVENTS_NODEID_BASE, buf, size, off);
+}
+
 /* A refresh succeeded: health and counters, under the lock. */
 void cache_mark_success_locked(struct cache *c, bool swapped)
 {
@@ -337,6 +395,7 @@ int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 	struct gone_list gone = { 0 };
 	struct inval_list inval = { 0 };
 	struct snapshot *old;
+	int feed_grew;
 	bool tell;
 
 	pthread_mutex_lock(&c->lock);
@@ -375,9 +434,15 @@ int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 		free(inval.names);
 		free(inval.folders);
 		snapshot_put(next);
+		if (c->feed)
+			feed_abandon(c->feed);
 		return -ENOMEM;
 	}
 	c->current = next;
+	/* the feed's lines for this change show with it */
+	feed_grew = c->feed ? feed_commit(c->feed) : 0;
+	if (feed_grew)
+		c->feed_mtime_ns = wall_ns();
 	/* health changes with the data, so .status never lags what readers see */
 	if (from_api) {
 		cache_mark_success_locked(c, true);
@@ -391,6 +456,8 @@ int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 
 	if (tell && !atomic_load(&c->stopping))
 		cache_send_changes(c, old, next, &inval);
+	if (feed_grew && c->started && c->notify.entry && !atomic_load(&c->stopping))
+		cache_feed_notify(c, feed_grew == 2);
 	free(inval.names);
 	free(inval.folders);
 	snapshot_put(old);

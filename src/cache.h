@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "creds.h"
@@ -94,6 +95,15 @@ int cache_ref_locked(struct cache *c, uint64_t nodeid, uint64_t n);
 
 /* cache_blob_get - the retained content of an old node id, referenced; or NULL */
 struct blob *cache_blob_get(struct cache *c, uint64_t nodeid);
+/*
+ * The change feed (.events, .events.1): the node id of the current (or,
+ * @previous, the one before; 0 if none) generation; a generation's size
+ * and last change (-ENOENT, -ESTALE); and a read of it.
+ */
+uint64_t cache_feed_nodeid(struct cache *c, bool previous);
+int cache_feed_stat(struct cache *c, uint64_t nodeid, uint64_t *len, int64_t *mtime_ns);
+ssize_t cache_feed_read(struct cache *c, uint64_t nodeid, char *buf, size_t size, uint64_t off);
+
 /* cache_forget - the kernel dropped @n lookups of @nodeid */
 void cache_forget(struct cache *c, uint64_t nodeid, uint64_t n);
 

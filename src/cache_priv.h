@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "feed.h"
 #include "state.h"
 
 struct api;
@@ -50,6 +51,7 @@ struct cache {
 	struct http_client *http;
 	struct api *api;
 	struct state_dir *state; /* NULL with state_dir=none */
+	size_t events_max;
 	bool offline_start;
 	size_t max_response;
 	atomic_bool stopping;
@@ -66,7 +68,11 @@ struct cache {
 	struct snap_ctx ctx;
 	struct snapshot *restored; /* the saved snapshot, until the first fetch is done */
 	int64_t restored_at_ns;	   /* when its answer arrived */
-	uint64_t body_hash;	   /* of the answer behind the current snapshot */
+	uint64_t restored_feed_gen, restored_feed_len; /* the feed as the state knew it */
+	/* opened by cache_first_fetch; appended by the refresher; read by anyone */
+	struct feed *feed;
+	int64_t feed_mtime_ns; /* under lock: when the feed last grew */
+	uint64_t body_hash;    /* of the answer behind the current snapshot */
 	bool body_hash_set;
 	size_t warned_skipped; /* what the last warnings said */
 	size_t warned_duplicates;

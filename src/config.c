@@ -24,6 +24,7 @@ enum {
 	KEY_INSECURE_HTTP,
 	KEY_STATE_DIR,
 	KEY_OFFLINE_START,
+	KEY_EVENTS_MAX,
 };
 
 static const struct fuse_opt config_opts[] = {
@@ -37,6 +38,7 @@ static const struct fuse_opt config_opts[] = {
 	FUSE_OPT_KEY("credentials=", KEY_CREDENTIALS),
 	FUSE_OPT_KEY("endpoint=", KEY_ENDPOINT),
 	FUSE_OPT_KEY("max_response=", KEY_MAX_RESPONSE),
+	FUSE_OPT_KEY("events_max=", KEY_EVENTS_MAX),
 	FUSE_OPT_KEY("insecure_http", KEY_INSECURE_HTTP),
 	FUSE_OPT_KEY("state_dir=", KEY_STATE_DIR),
 	FUSE_OPT_KEY("offline_start=", KEY_OFFLINE_START),
@@ -49,6 +51,7 @@ int config_init(struct config *cfg)
 	cfg->ttl = CONFIG_DEFAULT_TTL;
 	cfg->timeout = CONFIG_DEFAULT_TIMEOUT;
 	cfg->max_response = CONFIG_DEFAULT_MAX_RESPONSE;
+	cfg->events_max = CONFIG_DEFAULT_EVENTS_MAX;
 	cfg->offline_start = true;
 	cfg->api_url = strdup(API_DEFAULT_URL);
 	cfg->endpoint = strdup(API_DEFAULT_ENDPOINT);
@@ -289,6 +292,15 @@ static int config_opt_proc(void *data, const char *arg, int key, struct fuse_arg
 			return -1;
 		}
 		cfg->offline_start = strcmp(val, "yes") == 0;
+		return 0;
+	case KEY_EVENTS_MAX:
+		if (config_parse_size(val, 1024, 1ull << 40, &cfg->events_max) < 0) {
+			snprintf(cfg->error, sizeof(cfg->error),
+				 "invalid events_max '%.40s': expected bytes (K, M, G suffixes) "
+				 "from 1K",
+				 val);
+			return -1;
+		}
 		return 0;
 	case KEY_MAX_RESPONSE:
 		if (config_parse_size(val, 1024, 4ull << 30, &cfg->max_response) < 0) {

@@ -9,6 +9,7 @@
 #define CONFIG_DEFAULT_TTL	    30.0
 #define CONFIG_DEFAULT_TIMEOUT	    10.0
 #define CONFIG_DEFAULT_MAX_RESPONSE (256u << 20)
+#define CONFIG_DEFAULT_EVENTS_MAX   (16u << 20)
 
 struct config {
 	char *api_url;	     /* malloc'd; validated http(s) URL without userinfo */
@@ -17,6 +18,7 @@ struct config {
 	double ttl;	     /* seconds between refreshes */
 	double timeout;	     /* seconds for one API request, connect included */
 	size_t max_response; /* bytes */
+	size_t events_max;   /* bytes of .events before it rotates */
 	bool insecure_http;  /* plain http:// allowed to a host that is not loopback */
 	char *state_dir;     /* malloc'd path, or NULL for the default */
 	bool no_state;	     /* state_dir=none */

@@ -115,7 +115,8 @@ int feed_open(int dirfd, size_t max, uint64_t gen, uint64_t len, struct feed **o
 		/* a batch written but never recorded goes; the next refresh writes it again */
 		if ((uint64_t)st.st_size > len && ftruncate(f->cur.fd, (off_t)len) < 0) {
 			ret = -errno;
-			snprintf(err, errlen, "cannot cut the change feed back: %s", strerror(errno));
+			snprintf(err, errlen, "cannot cut the change feed back: %s",
+				 strerror(errno));
 			feed_close(f);
 			return ret;
 		}
@@ -211,11 +212,13 @@ void feed_pending(const struct feed *f, uint64_t *gen, uint64_t *len)
 	*len = f->pending_len;
 }
 
-void feed_commit(struct feed *f)
+int feed_commit(struct feed *f)
 {
 	uint64_t gone = 0;
+	int ret;
 
 	pthread_mutex_lock(&f->lock);
+	ret = f->rotating ? 2 : f->pending_len != f->cur.len;
 	if (f->rotating) {
 		gone = f->prev.gen;
 		store_close(&f->prev);
@@ -233,6 +236,22 @@ void feed_commit(struct feed *f)
 		name_of(name, sizeof(name), gone);
 		unlinkat(f->dirfd, name, 0);
 	}
+	return ret;
+}
+
+void feed_abandon(struct feed *f)
+{
+	if (f->rotating && f->dirfd >= 0) {
+		char name[32];
+
+		name_of(name, sizeof(name), f->next.gen);
+		unlinkat(f->dirfd, name, 0);
+	}
+	pthread_mutex_lock(&f->lock);
+	store_close(&f->next);
+	f->rotating = false;
+	f->pending_len = f->cur.len;
+	pthread_mutex_unlock(&f->lock);
 }
 
 void feed_visible(struct feed *f, uint64_t *gen, uint64_t *len, uint64_t *prev_len)

@@ -46,8 +46,14 @@ void feed_close(struct feed *f);
 int feed_append(struct feed *f, const char *buf, size_t n, char *err, size_t errlen);
 /* feed_pending - the (generation, length) feed_commit() will make visible */
 void feed_pending(const struct feed *f, uint64_t *gen, uint64_t *len);
-/* feed_commit - make the appended batch visible; deletes the generation before .events.1 */
-void feed_commit(struct feed *f);
+/*
+ * feed_commit - make the appended batch visible; deletes the generation
+ * before .events.1.  Returns 0 when nothing was pending, 1 when the feed
+ * grew, 2 when it also started a new generation.
+ */
+int feed_commit(struct feed *f);
+/* feed_abandon - forget a batch that will not be shown (its snapshot was not swapped in) */
+void feed_abandon(struct feed *f);
 
 /* feed_visible - the visible generation and the lengths of it and the one before */
 void feed_visible(struct feed *f, uint64_t *gen, uint64_t *len, uint64_t *prev_len);

@@ -167,6 +167,25 @@ void fs_fill_view_dir(const struct fs *fs, struct stat *st, uint64_t ino, const 
 
 /* ---- getattr and read ---- */
 
+/*
+ * .events grows in place: its size is never cached (attribute timeout 0),
+ * so stat and fstat always show what a read gets.
+ */
+static void fs_getattr_events(fuse_req_t req, struct fs *fs, uint64_t nodeid)
+{
+	struct stat st;
+	uint64_t len;
+	int64_t mtime;
+	int ret = cache_feed_stat(fs->cache, nodeid, &len, &mtime);
+
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fs_fill_file(fs, &st, nodeid, fs_time_ns(mtime), len);
+	fuse_reply_attr(req, &st, 0);
+}
+
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -205,6 +224,11 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fs_fill_view_dir(fs, &st, ino, s);
 		break;
 	case NODE_FILE:
+		if (snap_is_events_nodeid(ino)) {
+			snapshot_put(s);
+			fs_getattr_events(req, fs, ino);
+			return;
+		}
 		if (snapshot_find_node(s, ino, &t, &kind)) {
 			fs_fill_task_file(fs, &st, t, kind);
 		} else if ((b = cache_blob_get(fs->cache, ino))) {
@@ -265,6 +289,29 @@ static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t siz
 	fuse_reply_buf(req, data + off, size);
 }
 
+/* A read of .events sees whole refreshes' lines: the feed grows only between reads. */
+static void fs_read_events(fuse_req_t req, struct fs *fs, uint64_t nodeid, size_t size, off_t off)
+{
+	char *buf;
+	ssize_t n;
+
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = cache_feed_read(fs->cache, nodeid, buf, size, (uint64_t)off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -276,6 +323,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (fs_node_type(ino) != NODE_FILE) {
 		fuse_reply_err(req, fs_node_type(ino) == NODE_LINK ? EINVAL : EISDIR);
+		return;
+	}
+	if (snap_is_events_nodeid(ino)) {
+		fs_read_events(req, fs, ino, size, off);
 		return;
 	}
 	s = cache_acquire(fs->cache);

@@ -34,6 +34,23 @@ static void lookup_status(fuse_req_t req, struct fs *fs)
 	blob_put(b);
 }
 
+/* .events and .events.1: never cached by name, since rotation renames them */
+static void lookup_events(fuse_req_t req, struct fs *fs, bool previous)
+{
+	uint64_t nodeid = cache_feed_nodeid(fs->cache, previous), len;
+	struct fuse_entry_param e;
+	int64_t mtime;
+
+	memset(&e, 0, sizeof(e));
+	if (!nodeid || cache_feed_stat(fs->cache, nodeid, &len, &mtime) < 0) {
+		fuse_reply_entry(req, &e); /* negative, timeout 0 */
+		return;
+	}
+	fs_fill_file(fs, &e.attr, nodeid, fs_time_ns(mtime), len);
+	e.ino = nodeid;
+	fuse_reply_entry(req, &e);
+}
+
 static void lookup_root(fuse_req_t req, struct fs *fs, const char *name)
 {
 	struct snapshot *s;
@@ -42,6 +59,10 @@ static void lookup_root(fuse_req_t req, struct fs *fs, const char *name)
 
 	if (strcmp(name, ".status") == 0) {
 		lookup_status(req, fs);
+		return;
+	}
+	if (strcmp(name, ".events") == 0 || strcmp(name, ".events.1") == 0) {
+		lookup_events(req, fs, name[7] == '.');
 		return;
 	}
 	s = cache_acquire(fs->cache);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "events.h"
 #include "log.h"
 
 /* ---- one refresh ---- */
@@ -100,6 +101,7 @@ out:
 static void cache_save(struct cache *c, const struct snapshot *s, const struct fetched *got)
 {
 	struct state_save_stats st;
+	uint64_t feed_gen = 1, feed_len = 0;
 	char err[192];
 	int ret;
 
@@ -108,8 +110,10 @@ static void cache_save(struct cache *c, const struct snapshot *s, const struct f
 	pthread_mutex_lock(&c->lock);
 	st = c->saves;
 	pthread_mutex_unlock(&c->lock);
-	ret = state_save(c->state, s, got->body, got->len, got->hash, &c->ctx, got->at_ns, &st, err,
-			 sizeof(err));
+	if (c->feed)
+		feed_pending(c->feed, &feed_gen, &feed_len);
+	ret = state_save(c->state, s, got->body, got->len, got->hash, &c->ctx, got->at_ns, feed_gen,
+			 feed_len, &st, err, sizeof(err));
 	pthread_mutex_lock(&c->lock);
 	if (ret < 0 && strcmp(c->save_error, err) != 0)
 		log_warn("%s; a restart will not know this answer's inodes and times", err);
@@ -119,6 +123,29 @@ static void cache_save(struct cache *c, const struct snapshot *s, const struct f
 		c->save_error[0] = '\0';
 	c->saves = st;
 	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * The change feed's lines for @s against what was shown before it (or the
+ * saved snapshot, at start): written, not yet visible; cache_feed_commit
+ * shows them once @s is in place.  The first snapshot of a fresh state
+ * has nothing to compare with and records nothing.
+ */
+static void cache_feed_append(struct cache *c, const struct snapshot *s, const struct fetched *got)
+{
+	/* c->current is swapped by this thread only: no lock to read it */
+	const struct snapshot *old = c->current ? c->current : c->restored;
+	struct events_buf b = { 0 };
+	char err[160];
+
+	if (!c->feed || !old)
+		return;
+	if (events_lines(old, s, got->at_ns, &b) && !b.oom &&
+	    feed_append(c->feed, b.p, b.len, err, sizeof(err)) < 0)
+		log_warn("%s", err);
+	if (b.oom)
+		log_warn("out of memory: the change feed misses a refresh's lines");
+	free(b.p);
 }
 
 /*
@@ -143,6 +170,7 @@ static void cache_restamp(struct cache *c, struct snapshot *s, const struct fetc
 			ms = 2000;
 	}
 	snapshot_restamp(s, &c->ctx, wall_ns() + (int64_t)(ms * 1e6));
+	cache_feed_append(c, s, got);
 	cache_save(c, s, got);
 }
 
@@ -251,6 +279,8 @@ static void cache_restore(struct cache *c)
 	c->body_hash = st.body_hash;
 	c->body_hash_set = true;
 	c->restored_at_ns = st.fetched_ns;
+	c->restored_feed_gen = st.feed_gen;
+	c->restored_feed_len = st.feed_len;
 	log_debug("restored %zu tasks from %s/state", c->restored->ntasks,
 		  state_dir_path(c->state));
 }
@@ -296,6 +326,16 @@ int cache_first_fetch(struct cache *c, char *err, size_t errlen)
 
 	if (c->state)
 		cache_restore(c);
+	if (!c->feed) {
+		char ferr[160];
+
+		/* cut back to what the state recorded: lines never recorded come again */
+		if (feed_open(c->state ? state_dir_fd(c->state) : -1, c->events_max,
+			      c->restored ? c->restored_feed_gen : 1,
+			      c->restored ? c->restored_feed_len : 0, &c->feed, ferr,
+			      sizeof(ferr)) < 0)
+			log_warn("%s; no change feed", ferr);
+	}
 	now = wall_ns();
 	if (!c->restored) {
 		/*

@@ -71,10 +71,19 @@ static inline uint64_t snap_value_nodeid(uint64_t vkey)
 	return SNAP_DIR_BIT | (vkey << 3) | SNAP_LOW_VALUE;
 }
 
+/* .events generations: one node id (and st_ino) each, while it grows */
+#define SNAP_EVENTS_NODEID_BASE (SNAP_STATUS_NODEID_BASE + (1ULL << 60))
+
 /* true for the node ids of .status versions */
 static inline bool snap_is_status_nodeid(uint64_t nodeid)
 {
-	return nodeid >= SNAP_STATUS_NODEID_BASE && nodeid < SNAP_DIR_BIT;
+	return nodeid >= SNAP_STATUS_NODEID_BASE && nodeid < SNAP_EVENTS_NODEID_BASE;
+}
+
+/* true for the node ids of .events generations */
+static inline bool snap_is_events_nodeid(uint64_t nodeid)
+{
+	return nodeid >= SNAP_EVENTS_NODEID_BASE && nodeid < SNAP_DIR_BIT;
 }
 
 static inline uint64_t snap_dir_key(uint64_t nodeid)

@@ -168,6 +168,8 @@ int state_decode_header(const unsigned char *b, size_t len, uint64_t identity, s
 	ntasks = get64(b + 104);
 	records = get64(b + 112);
 	body_len = get64(b + 120);
+	st->feed_gen = get64(b + 128);
+	st->feed_len = get64(b + 136);
 	room = len - STATE_HEADER_LEN - STATE_TRAILER_LEN;
 	if (body_len > max_body)
 		return fail(err, errlen, "its answer is larger than max_response");
@@ -345,7 +347,8 @@ int state_restore(char *buf, size_t len, uint64_t identity, size_t max_body, str
 
 void state_encode_header(unsigned char *h, const struct snapshot *s, uint64_t identity,
 			 const struct snap_ctx *ctx, int64_t saved_ns, int64_t fetched_ns,
-			 uint64_t body_hash, size_t records_len, size_t body_len)
+			 uint64_t body_hash, uint64_t feed_gen, uint64_t feed_len,
+			 size_t records_len, size_t body_len)
 {
 	memset(h, 0, STATE_HEADER_LEN);
 	memcpy(h, state_magic, sizeof(state_magic));
@@ -365,6 +368,8 @@ void state_encode_header(unsigned char *h, const struct snapshot *s, uint64_t id
 	put64(h + 104, s->ntasks);
 	put64(h + 112, records_len);
 	put64(h + 120, body_len);
+	put64(h + 128, feed_gen);
+	put64(h + 136, feed_len);
 }
 
 unsigned char *state_encode_records(const struct snapshot *s, size_t *len)

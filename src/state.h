@@ -20,7 +20,7 @@
  *
  * File layout (version 1), integers little-endian:
  *   0   "IFSSTATE"  magic
- *   8   u32 version, u32 header bytes (128)
+ *   8   u32 version, u32 header bytes (144)
  *   16  u64 identity: the mount's name hash (api_url, endpoint, user)
  *   24  u64 hash key[2]
  *   40  u64 next node id, i64 newest stamp (ns)
@@ -31,7 +31,8 @@
  *       fixed probe answer, so a state written by a version that renders
  *       files differently is not taken for this one's
  *   104 u64 tasks, u64 record bytes, u64 answer bytes
- *   128 the task records (varints; see decode_records in state.c)
+ *   128 u64 change feed generation, u64 its length (feed.h)
+ *   144 the task records (varints; see decode_records in state.c)
  *   ... the answer's bytes
  *   end u32 CRC-32 of everything before it, u32 0
  */
@@ -43,7 +44,7 @@
 #include "snapshot.h"
 
 #define STATE_VERSION	  1
-#define STATE_HEADER_LEN  128
+#define STATE_HEADER_LEN  144
 #define STATE_TRAILER_LEN 8
 
 /* one task's identity: what a restored snapshot takes over */
@@ -67,6 +68,7 @@ struct state {
 	int64_t root_mtime_ns;
 	int64_t views_mtime_ns;
 	uint64_t body_hash;
+	uint64_t feed_gen, feed_len; /* the change feed as this state knows it */
 	size_t ntasks;
 	size_t records_len;
 	struct state_task *tasks; /* malloc'd by state_decode */
@@ -95,7 +97,8 @@ uint64_t state_render_fingerprint(void);
 /* for state_dir.c: the header (STATE_HEADER_LEN bytes) and the records (malloc'd) */
 void state_encode_header(unsigned char *h, const struct snapshot *s, uint64_t identity,
 			 const struct snap_ctx *ctx, int64_t saved_ns, int64_t fetched_ns,
-			 uint64_t body_hash, size_t records_len, size_t body_len);
+			 uint64_t body_hash, uint64_t feed_gen, uint64_t feed_len,
+			 size_t records_len, size_t body_len);
 unsigned char *state_encode_records(const struct snapshot *s, size_t *len);
 void state_put32(unsigned char *p, uint32_t v);
 
@@ -134,6 +137,8 @@ int state_dir_open(const char *path, const char *api_url, const char *endpoint, 
 void state_dir_close(struct state_dir *d);
 const char *state_dir_path(const struct state_dir *d);
 uint64_t state_dir_identity(const struct state_dir *d);
+/* state_dir_fd - the folder, for the change feed's files (feed.h) */
+int state_dir_fd(const struct state_dir *d);
 
 /*
  * state_load - read the saved state and state_restore() it.  0 with *@out
@@ -155,11 +160,12 @@ struct state_save_stats {
 /*
  * state_save - replace the state with @s, the answer @body it was built
  * from (arrived at @fetched_ns, hash @body_hash as it arrived), and @ctx's
- * allocator, atomically.  0 or
+ * allocator, and the change feed's (@feed_gen, @feed_len), atomically.  0 or
  * -errno with one line in @err; the old state is then still in place.
  */
 int state_save(struct state_dir *d, const struct snapshot *s, const char *body, size_t len,
 	       uint64_t body_hash, const struct snap_ctx *ctx, int64_t fetched_ns,
-	       struct state_save_stats *stats, char *err, size_t errlen);
+	       uint64_t feed_gen, uint64_t feed_len, struct state_save_stats *stats, char *err,
+	       size_t errlen);
 
 #endif

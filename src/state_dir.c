@@ -191,6 +191,11 @@ const char *state_dir_path(const struct state_dir *d)
 	return d->path;
 }
 
+int state_dir_fd(const struct state_dir *d)
+{
+	return d->fd;
+}
+
 uint64_t state_dir_identity(const struct state_dir *d)
 {
 	return d->identity;
@@ -280,7 +285,8 @@ static double clock_ms(clockid_t id)
 
 int state_save(struct state_dir *d, const struct snapshot *s, const char *body, size_t len,
 	       uint64_t body_hash, const struct snap_ctx *ctx, int64_t fetched_ns,
-	       struct state_save_stats *stats, char *err, size_t errlen)
+	       uint64_t feed_gen, uint64_t feed_len, struct state_save_stats *stats, char *err,
+	       size_t errlen)
 {
 	double cpu0 = clock_ms(CLOCK_THREAD_CPUTIME_ID), wall0 = clock_ms(CLOCK_MONOTONIC);
 	unsigned char head[STATE_HEADER_LEN], trailer[STATE_TRAILER_LEN];
@@ -298,7 +304,7 @@ int state_save(struct state_dir *d, const struct snapshot *s, const char *body, 
 	clock_gettime(CLOCK_REALTIME, &now);
 	state_encode_header(head, s, d->identity, ctx,
 			    (int64_t)now.tv_sec * 1000000000 + now.tv_nsec, fetched_ns, body_hash,
-			    records_len, len);
+			    feed_gen, feed_len, records_len, len);
 	fd = openat(d->fd, "state.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
 		    0600);
 	if (fd < 0) {
