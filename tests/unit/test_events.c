@@ -26,10 +26,15 @@ static struct snapshot *parse(const char *json, const struct snapshot *prev)
 static char *escaped(const char *s, size_t len)
 {
 	struct events_buf b = { 0 };
+	char *out;
 
 	events_escape(&b, s, len);
 	events_escape(&b, "", 1); /* the NUL, escaped: marks the end */
-	return b.p;
+	out = calloc(1, b.len + 1);
+	if (out)
+		memcpy(out, b.p, b.len);
+	free(b.p);
+	return out;
 }
 
 static void test_escape(void)
