@@ -1,0 +1,105 @@
+# SPDX-License-Identifier: MIT
+"""The change feed: .events lines, their escapes, following, rotation,
+durability across restarts (WIP for issue 12)."""
+import os
+import subprocess
+import time
+
+import simctl
+from conftest import wait_for
+
+IDS = [t[0] for t in simctl.DEFAULT_TASKS]
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read().decode()
+
+
+def lines(m, name=".events"):
+    return [l.split("\t") for l in read(m.p(name)).splitlines()]
+
+
+def test_kinds_and_escapes(mount):
+    assert read(mount.p(".events")) == ""  # the first snapshot records nothing
+    assert ".events" not in os.listdir(mount.path)
+    mount.sim.patch(IDS[0], {"state": "A\tB\\C\nD", "timestamp": 7})
+    mount.sim.add(simctl.make_item("brand-new", state="-"))
+    mount.sim.delete(IDS[1])
+    assert wait_for(lambda: len(lines(mount)) == 4, 10), read(mount.p(".events"))
+    got = sorted(l[1:] for l in lines(mount))
+    assert got == sorted([
+        [IDS[0], "changed", "state", "COMPLETED", "A\\tB\\\\C\\nD"],
+        [IDS[0], "changed", "timestamp", "1664900951", "7"],
+        ["brand-new", "added", "-", "-", "\\-"],
+        [IDS[1], "removed", "-", "COMPLETED", "-"],
+    ])
+    times = {l[0] for l in lines(mount)}
+    assert len(times) == 1 and times.pop().endswith("Z")
+    st = os.stat(mount.p(".events"))
+    assert st.st_size == len(read(mount.p(".events")).encode())
+    assert st.st_mode & 0o777 == 0o444
+
+
+def test_restart_keeps_the_feed_and_records_changes_made_while_down(new_mount):
+    m = new_mount()
+    m.start()
+    m.sim.patch(IDS[0], {"state": "FAILED"})
+    assert wait_for(lambda: len(lines(m)) == 1, 10)
+    before = read(m.p(".events"))
+    ino = os.stat(m.p(".events")).st_ino
+    m.check_exit()
+    m.sim.patch(IDS[2], {"operation": "UPDATE"})
+    m.start()
+    text = read(m.p(".events"))
+    assert text.startswith(before)
+    assert [l.split("\t")[1:] for l in text[len(before):].splitlines()] == [
+        [IDS[2], "changed", "operation", "CREATE", "UPDATE"]]
+    assert os.stat(m.p(".events")).st_ino == ino  # one file while it grows
+
+
+def test_state_dir_none_keeps_the_feed_in_memory(new_mount):
+    m = new_mount()
+    m.start("state_dir=none")
+    m.sim.patch(IDS[0], {"state": "FAILED"})
+    assert wait_for(lambda: len(lines(m)) == 1, 10)
+    m.restart("state_dir=none")
+    assert read(m.p(".events")) == ""
+
+
+def test_tail_F_across_rotations_loses_and_repeats_nothing(new_mount, tmp_path):
+    """Each task's lines form a chain (old of one = new of the one before):
+    a lost or repeated line breaks it."""
+    m = new_mount(ttl=0.2)
+    m.start("events_max=1K")
+    out = tmp_path / "tail.out"
+    with open(out, "wb") as f:
+        tail = subprocess.Popen(["tail", "-F", "-s", "0.05", "-n", "+1", m.p(".events")],
+                                stdout=f, stderr=subprocess.DEVNULL)
+    try:
+        version = {i: "COMPLETED" for i in IDS}
+        rotations = 0
+        ino = os.stat(m.p(".events")).st_ino
+        for n in range(8):
+            for i in IDS:
+                version[i] = "V%d" % n
+                m.sim.patch(i, {"state": version[i]})
+            assert wait_for(lambda: all(read(m.p(i, "state")) == version[i] + "\n"
+                                        for i in IDS), 10)
+            new = os.stat(m.p(".events")).st_ino
+            rotations += new != ino
+            ino = new
+        assert wait_for(lambda: out.read_text().count("\n") >= 8 * len(IDS), 10)
+        time.sleep(0.5)
+    finally:
+        tail.kill()
+        tail.wait()
+    assert rotations >= 3
+    chains = {i: ["COMPLETED"] for i in IDS}
+    for l in out.read_text().splitlines():
+        f = l.split("\t")
+        assert len(f) == 6, l
+        assert f[4] == chains[f[1]][-1], (f, chains[f[1]])
+        chains[f[1]].append(f[5])
+    for i in IDS:
+        assert chains[i] == ["COMPLETED"] + ["V%d" % n for n in range(8)], chains[i]
