@@ -103,3 +103,49 @@ def test_tail_F_across_rotations_loses_and_repeats_nothing(new_mount, tmp_path):
         chains[f[1]].append(f[5])
     for i in IDS:
         assert chains[i] == ["COMPLETED"] + ["V%d" % n for n in range(8)], chains[i]
+
+
+def test_grep_line_buffered_downstream_of_tail_f(mount, tmp_path):
+    out = tmp_path / "failed.out"
+    with open(out, "wb") as f:
+        pipe = subprocess.Popen("tail -f -s 0.1 %s | grep --line-buffered FAILED"
+                                % mount.p(".events"), shell=True, stdout=f,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        mount.sim.patch(IDS[0], {"state": "PENDING"})
+        mount.sim.patch(IDS[3], {"state": "FAILED"})
+        assert wait_for(lambda: "FAILED" in out.read_text(), 10)
+        time.sleep(0.3)
+    finally:
+        os.killpg(pipe.pid, 9)
+        pipe.wait()
+    got = out.read_text().splitlines()
+    assert len(got) == 1 and got[0].split("\t")[1:] == [IDS[3], "changed", "state",
+                                                        "COMPLETED", "FAILED"]
+
+
+def test_kill_9_never_tears_or_repeats_a_line(new_mount):
+    """Kills while one task keeps changing: the feed, read after a clean
+    restart, is one unbroken chain of that task's values."""
+    m = new_mount(ttl=0.1)
+    m.start()
+    value = "COMPLETED"
+    for n in range(10):
+        value = "V%d" % n
+        m.sim.patch(IDS[0], {"state": value})
+        time.sleep(0.3 + 0.07 * n)
+        m.proc.kill()
+        m.proc.wait()
+        m.expect_rc = -9
+        m.check_exit()
+        m.expect_rc = 0
+        m.start()
+    assert wait_for(lambda: read(m.p(IDS[0], "state")) == value + "\n", 10)
+    chain = ["COMPLETED"]
+    text = read(m.p(".events"))
+    assert text.endswith("\n")
+    for l in text.splitlines():
+        f = l.split("\t")
+        assert len(f) == 6 and f[1] == IDS[0] and f[4] == chain[-1], (l, chain)
+        chain.append(f[5])
+    assert chain[-1] == value and len(chain) == len(set(chain))
