@@ -66,6 +66,7 @@ struct cache {
 	struct snap_ctx ctx;
 	struct snapshot *restored; /* the saved snapshot, until the first fetch is done */
 	int64_t restored_at_ns;	   /* when its answer arrived */
+	bool stamps_moved;	   /* cache_publish moved the stamps: save again */
 	uint64_t body_hash;	   /* of the answer behind the current snapshot */
 	bool body_hash_set;
 	size_t warned_skipped; /* what the last warnings said */
