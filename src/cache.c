@@ -410,6 +410,16 @@ int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 
 		inval.changes = diff_snapshots(old, next, c->hash_key, &ops, &inval);
 	}
+	/*
+	 * The save or the work above took longer than the stamps allowed:
+	 * move them to now, so that no version shows with an mtime before
+	 * the moment it is shown (the caller saves again).
+	 */
+	c->stamps_moved = false;
+	if (from_api && c->started && c->ctx.stamped && wall_ns() >= c->ctx.first_ns) {
+		snapshot_restamp(next, &c->ctx, wall_ns() + 200 * 1000);
+		c->stamps_moved = true;
+	}
 	wait_for_clock(c, c->ctx.newest_ns);
 
 	pthread_mutex_lock(&c->lock);

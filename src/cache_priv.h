@@ -69,6 +69,7 @@ struct cache {
 	struct snapshot *restored; /* the saved snapshot, until the first fetch is done */
 	int64_t restored_at_ns;	   /* when its answer arrived */
 	uint64_t restored_feed_gen, restored_feed_len; /* the feed as the state knew it */
+	bool stamps_moved; /* cache_publish moved the stamps: save again */
 	/* opened by cache_first_fetch; appended by the refresher; read by anyone */
 	struct feed *feed;
 	int64_t feed_mtime_ns; /* under lock: when the feed last grew */

@@ -216,7 +216,6 @@ static void cache_refresh(struct cache *c)
 		return;
 	if (ret == 0 && next)
 		cache_restamp(c, next, &got, true);
-	free(got.body);
 	if (ret == 0 && !next) {
 		/* the same answer again: the current snapshot stands, confirmed */
 		pthread_mutex_lock(&c->lock);
@@ -233,6 +232,10 @@ static void cache_refresh(struct cache *c)
 		ret = -ENOMEM;
 		snprintf(err, sizeof(err), "out of memory keeping replaced files; not swapped");
 	}
+	/* cache_publish holds a reference: next stays valid for this save */
+	if (ret == 0 && c->stamps_moved)
+		cache_save(c, next, &got);
+	free(got.body);
 	if (ret == 0) {
 		c->body_hash = got.hash;
 		c->body_hash_set = true;
