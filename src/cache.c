@@ -410,16 +410,7 @@ int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 
 		inval.changes = diff_snapshots(old, next, c->hash_key, &ops, &inval);
 	}
-	/*
-	 * The save or the work above took longer than the stamps allowed:
-	 * move them to now, so that no version shows with an mtime before
-	 * the moment it is shown (the caller saves again).
-	 */
 	c->stamps_moved = false;
-	if (from_api && c->started && c->ctx.stamped && wall_ns() >= c->ctx.first_ns) {
-		snapshot_restamp(next, &c->ctx, wall_ns() + 200 * 1000);
-		c->stamps_moved = true;
-	}
 	wait_for_clock(c, c->ctx.newest_ns);
 
 	pthread_mutex_lock(&c->lock);
@@ -447,6 +438,20 @@ int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 		if (c->feed)
 			feed_abandon(c->feed);
 		return -ENOMEM;
+	}
+	/*
+	 * The save, the work above or a busy CPU kept us past the stamps by
+	 * more than a moment: move them to now, under the lock that readers
+	 * take, so that no version shows with an mtime before the moment it
+	 * is shown (the caller then saves again).
+	 */
+	if (from_api && c->started && c->ctx.stamped) {
+		int64_t now = wall_ns();
+
+		if (now > c->ctx.first_ns + 1000 * 1000) {
+			snapshot_restamp(next, &c->ctx, now);
+			c->stamps_moved = true;
+		}
 	}
 	c->current = next;
 	/* the feed's lines for this change show with it */
