@@ -336,6 +336,18 @@ uint64_t cache_feed_nodeid(struct cache *c, bool previous)
 	return SNAP_EVENTS_NODEID_BASE + gen;
 }
 
+void cache_feed_hold(struct cache *c)
+{
+	if (c->feed)
+		feed_hold(c->feed);
+}
+
+void cache_feed_release(struct cache *c)
+{
+	if (c->feed)
+		feed_release(c->feed);
+}
+
 ssize_t cache_feed_read(struct cache *c, uint64_t nodeid, char *buf, size_t size, uint64_t off)
 {
 	if (!c->feed || !snap_is_events_nodeid(nodeid))

@@ -103,6 +103,9 @@ struct blob *cache_blob_get(struct cache *c, uint64_t nodeid);
 uint64_t cache_feed_nodeid(struct cache *c, bool previous);
 int cache_feed_stat(struct cache *c, uint64_t nodeid, uint64_t *len, int64_t *mtime_ns);
 ssize_t cache_feed_read(struct cache *c, uint64_t nodeid, char *buf, size_t size, uint64_t off);
+/* around cache_feed_read() and its reply: the feed does not grow in between (feed_hold) */
+void cache_feed_hold(struct cache *c);
+void cache_feed_release(struct cache *c);
 
 /* cache_forget - the kernel dropped @n lookups of @nodeid */
 void cache_forget(struct cache *c, uint64_t nodeid, uint64_t n);

@@ -22,7 +22,8 @@ struct store {
 };
 
 struct feed {
-	pthread_mutex_t lock; /* the stores' visible state; the memory buffers */
+	pthread_mutex_t lock;	  /* the stores' visible state; the memory buffers */
+	pthread_rwlock_t replies; /* readers: from the read to its reply; the commit: writer */
 	int dirfd;
 	size_t max;
 	struct store cur, prev;
@@ -97,7 +98,14 @@ int feed_open(int dirfd, size_t max, uint64_t gen, uint64_t len, struct feed **o
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	pthread_rwlockattr_t ra;
+
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_rwlockattr_init(&ra);
+	/* a steady stream of readers must not hold a commit off */
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&f->replies, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	f->dirfd = dirfd;
 	f->max = max;
 	f->cur.fd = f->prev.fd = f->next.fd = -1;
@@ -121,11 +129,30 @@ int feed_open(int dirfd, size_t max, uint64_t gen, uint64_t len, struct feed **o
 			return ret;
 		}
 		f->cur.len = (uint64_t)st.st_size < len ? (uint64_t)st.st_size : len;
-		if (gen > 1 && open_gen(dirfd, gen - 1, O_RDONLY, &f->prev) == 0 &&
-		    fstat(f->prev.fd, &st) == 0)
+		if (f->cur.len > 0) {
+			/*
+			 * A new mount has a new st_dev, and tail -F reads a
+			 * file whose (st_dev, st_ino) changed from its start:
+			 * begin a new generation so that it repeats nothing.
+			 * The state still records @gen until the next save;
+			 * a crash before it makes the same rotation again.
+			 */
+			f->prev = f->cur;
+			f->cur.fd = -1;
+			ret = open_gen(dirfd, ++gen, O_RDWR | O_CREAT | O_TRUNC, &f->cur);
+			if (ret < 0) {
+				snprintf(err, errlen, "cannot start a new change feed file: %s",
+					 strerror(-ret));
+				feed_close(f);
+				return ret;
+			}
+			f->cur.len = 0;
+		} else if (gen > 1 && open_gen(dirfd, gen - 1, O_RDONLY, &f->prev) == 0 &&
+			   fstat(f->prev.fd, &st) == 0) {
 			f->prev.len = (uint64_t)st.st_size;
-		else
+		} else {
 			store_close(&f->prev);
+		}
 		drop_strays(dirfd, gen);
 	}
 	f->pending_len = f->cur.len;
@@ -140,6 +167,7 @@ void feed_close(struct feed *f)
 	store_close(&f->cur);
 	store_close(&f->prev);
 	store_close(&f->next);
+	pthread_rwlock_destroy(&f->replies);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -217,6 +245,7 @@ int feed_commit(struct feed *f)
 	uint64_t gone = 0;
 	int ret;
 
+	pthread_rwlock_wrlock(&f->replies);
 	pthread_mutex_lock(&f->lock);
 	ret = f->rotating ? 2 : f->pending_len != f->cur.len;
 	if (f->rotating) {
@@ -230,6 +259,7 @@ int feed_commit(struct feed *f)
 	}
 	f->cur.len = f->pending_len;
 	pthread_mutex_unlock(&f->lock);
+	pthread_rwlock_unlock(&f->replies);
 	if (gone && f->dirfd >= 0) {
 		char name[32];
 
@@ -252,6 +282,16 @@ void feed_abandon(struct feed *f)
 	f->rotating = false;
 	f->pending_len = f->cur.len;
 	pthread_mutex_unlock(&f->lock);
+}
+
+void feed_hold(struct feed *f)
+{
+	pthread_rwlock_rdlock(&f->replies);
+}
+
+void feed_release(struct feed *f)
+{
+	pthread_rwlock_unlock(&f->replies);
 }
 
 void feed_visible(struct feed *f, uint64_t *gen, uint64_t *len, uint64_t *prev_len)

@@ -6,8 +6,7 @@
  * The change feed's storage: generations of an append-only log, in the
  * state folder (files events.GEN) or, without one, in memory.  The mount
  * shows generation GEN as .events and GEN - 1 as .events.1; older ones are
- * deleted.  (WIP for issue 12: not yet wired into the cache or the FUSE
- * side.)
+ * deleted.
  *
  * Two steps per refresh, so that a crash never leaves a torn or repeated
  * line:
@@ -20,10 +19,13 @@
  * recorded: it cuts the file back to that length and deletes any newer
  * generation, so a batch written before a crash but never recorded is
  * gone; the refresh after start then writes it again from the diff
- * between the saved answer and the new one.
+ * between the saved answer and the new one.  A non-empty generation then
+ * becomes .events.1 and the mount starts a fresh .events: a new mount has
+ * a new st_dev, and tail -F reads such a "replaced" file from its start.
  *
  * Locking: one mutex guards the visible lengths; appends and commits come
- * from the refresher only, reads from any thread.
+ * from the refresher only, reads from any thread, each with its reply
+ * between feed_hold() and feed_release().
  */
 
 #include <stdbool.h>
@@ -54,6 +56,17 @@ void feed_pending(const struct feed *f, uint64_t *gen, uint64_t *len);
 int feed_commit(struct feed *f);
 /* feed_abandon - forget a batch that will not be shown (its snapshot was not swapped in) */
 void feed_abandon(struct feed *f);
+
+/*
+ * feed_hold, feed_release - around a read of the feed and the reply that
+ * carries it to the kernel.  A commit waits for the replies in flight: a
+ * reply made before the feed grew but taken in after the kernel learnt
+ * the new size would otherwise leave a page cached with zeros where the
+ * new lines are (the kernel zero-fills a short read and, the size having
+ * changed meanwhile, keeps the page).
+ */
+void feed_hold(struct feed *f);
+void feed_release(struct feed *f);
 
 /* feed_visible - the visible generation and the lengths of it and the one before */
 void feed_visible(struct feed *f, uint64_t *gen, uint64_t *len, uint64_t *prev_len);

@@ -304,11 +304,14 @@ static void fs_read_events(fuse_req_t req, struct fs *fs, uint64_t nodeid, size_
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	/* the feed cannot grow between the read and the kernel taking the reply */
+	cache_feed_hold(fs->cache);
 	n = cache_feed_read(fs->cache, nodeid, buf, size, (uint64_t)off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
+	cache_feed_release(fs->cache);
 	free(buf);
 }
 
@@ -379,10 +382,16 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 		conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	}
-	/* content changes come with new node ids; mtime must not flush pages */
+	/*
+	 * Content changes come with new node ids; mtime must not flush pages.
+	 * Not FUSE_CAP_EXPLICIT_INVAL_DATA: .events grows in place, and a
+	 * reader that stats the new size must not then read the zeros the
+	 * kernel put past the old end of a cached page.  Without it the kernel
+	 * drops the pages when it sees the size change; no other file's size
+	 * ever changes.
+	 */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
-	if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA)
-		conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
+	conn->want &= ~FUSE_CAP_EXPLICIT_INVAL_DATA;
 	/* a link's target never changes for its node id */
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;

@@ -169,8 +169,9 @@ static void cache_restamp(struct cache *c, struct snapshot *s, const struct fetc
 		if (ms > 2000)
 			ms = 2000;
 	}
-	snapshot_restamp(s, &c->ctx, wall_ns() + (int64_t)(ms * 1e6));
+	/* the feed's fsync comes first: the stamps' allowance covers the save only */
 	cache_feed_append(c, s, got);
+	snapshot_restamp(s, &c->ctx, wall_ns() + (int64_t)(ms * 1e6));
 	cache_save(c, s, got);
 }
 

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 """The change feed: .events lines, their escapes, following, rotation,
-durability across restarts (WIP for issue 12)."""
+durability across restarts and kills."""
 import os
 import subprocess
+import threading
 import time
 
 import simctl
@@ -51,11 +52,18 @@ def test_restart_keeps_the_feed_and_records_changes_made_while_down(new_mount):
     m.check_exit()
     m.sim.patch(IDS[2], {"operation": "UPDATE"})
     m.start()
-    text = read(m.p(".events"))
-    assert text.startswith(before)
-    assert [l.split("\t")[1:] for l in text[len(before):].splitlines()] == [
-        [IDS[2], "changed", "operation", "CREATE", "UPDATE"]]
-    assert os.stat(m.p(".events")).st_ino == ino  # one file while it grows
+    # a new mount starts a new .events (tail -F rereads it from the start);
+    # the old one is .events.1, with its inode
+    assert read(m.p(".events.1")) == before
+    assert os.stat(m.p(".events.1")).st_ino == ino
+    assert [l[1:] for l in lines(m)] == [[IDS[2], "changed", "operation", "CREATE", "UPDATE"]]
+    assert os.stat(m.p(".events")).st_ino != ino
+    after = read(m.p(".events"))
+    # with nothing new, a restart moves the lines on once, then keeps them
+    for _ in range(2):
+        m.restart()
+        assert read(m.p(".events.1")) == after
+        assert read(m.p(".events")) == ""
 
 
 def test_state_dir_none_keeps_the_feed_in_memory(new_mount):
@@ -124,12 +132,38 @@ def test_grep_line_buffered_downstream_of_tail_f(mount, tmp_path):
                                                         "COMPLETED", "FAILED"]
 
 
+def check_chain(text, task, first, last):
+    """The lines of @text, all about @task's state, go from @first to @last
+    one value at a time: a lost, torn or repeated line breaks the chain."""
+    chain = [first]
+    for l in text.splitlines():
+        f = l.split("\t")
+        assert len(f) == 6 and f[1] == task and f[3] == "state" and f[4] == chain[-1], (l, chain)
+        chain.append(f[5])
+    assert chain[-1] == last and len(chain) == len(set(chain)), chain
+
+
 def test_kill_9_never_tears_or_repeats_a_line(new_mount):
-    """Kills while one task keeps changing: the feed, read after a clean
-    restart, is one unbroken chain of that task's values."""
+    """Kills while one task keeps changing.  Each start shows the last run's
+    lines as .events.1: collected after every start, they and the last
+    .events are one unbroken chain of that task's values."""
     m = new_mount(ttl=0.1)
     m.start()
     value = "COMPLETED"
+    text, seen = "", set()
+
+    def collect(name):
+        nonlocal text
+        try:
+            st = os.stat(m.p(name))
+        except FileNotFoundError:
+            return
+        if st.st_ino not in seen:
+            seen.add(st.st_ino)
+            got = read(m.p(name))
+            assert got == "" or got.endswith("\n"), got
+            text += got
+
     for n in range(10):
         value = "V%d" % n
         m.sim.patch(IDS[0], {"state": value})
@@ -140,12 +174,102 @@ def test_kill_9_never_tears_or_repeats_a_line(new_mount):
         m.check_exit()
         m.expect_rc = 0
         m.start()
+        collect(".events.1")
     assert wait_for(lambda: read(m.p(IDS[0], "state")) == value + "\n", 10)
-    chain = ["COMPLETED"]
-    text = read(m.p(".events"))
-    assert text.endswith("\n")
-    for l in text.splitlines():
-        f = l.split("\t")
-        assert len(f) == 6 and f[1] == IDS[0] and f[4] == chain[-1], (l, chain)
-        chain.append(f[5])
-    assert chain[-1] == value and len(chain) == len(set(chain))
+    collect(".events")
+    check_chain(text, IDS[0], "COMPLETED", value)
+
+
+def follow(m, out, *restarts):
+    """tail -F on .events while IDS[0]'s state goes V0, V1, ... and the
+    daemon is restarted by each of @restarts in turn; returns the last value."""
+    with open(out, "wb") as f:
+        tail = subprocess.Popen(["tail", "-F", "-s", "0.05", "-n", "+1", m.p(".events")],
+                                stdout=f, stderr=subprocess.DEVNULL)
+    n = 0
+    try:
+        for how in (None,) + restarts:
+            if how:
+                how()
+            for _ in range(3):
+                m.sim.patch(IDS[0], {"state": "V%d" % n})
+                # before the next restart, tail has everything shown so far
+                assert wait_for(lambda: out.read_text().endswith("V%d\n" % n), 15), \
+                    "tail printed %r; .events is %r" % (out.read_text(), read(m.p(".events")))
+                n += 1
+    finally:
+        tail.kill()
+        tail.wait()
+    return "V%d" % (n - 1)
+
+
+def test_tail_F_across_a_restart_and_a_kill_loses_and_repeats_nothing(new_mount, tmp_path):
+    m = new_mount(ttl=0.1)
+    m.start()
+    out = tmp_path / "tail.out"
+
+    def restart():
+        # tail holds .events open: the unmount is lazy, and the daemon ends
+        # once tail sees the file gone and lets it go
+        m.check_exit()
+        m.sim.patch(IDS[0], {"state": "DOWN"})  # made while it is down
+        m.start()
+
+    def kill():
+        m.proc.kill()
+        m.proc.wait()
+        m.expect_rc = -9
+        m.check_exit()
+        m.expect_rc = 0
+        m.start()
+
+    last = follow(m, out, restart, kill)
+    text = out.read_text()
+    assert "\tDOWN\n" in text
+    check_chain(text, IDS[0], "COMPLETED", last)
+
+
+def test_stat_and_read_stay_coherent_while_the_feed_grows(new_mount):
+    """A reader that stats, reads and stats again while lines keep coming:
+    never a NUL where a line should be (the kernel's zero-filled page past
+    an old end), never a partial line, never a size smaller than what was
+    just read."""
+    m = new_mount(ttl=0.1)
+    m.start()
+    stop = threading.Event()
+    values = []
+
+    def change():
+        n = 0
+        while not stop.is_set():
+            values.append("C%d" % n)
+            m.sim.patch(IDS[n % len(IDS)], {"state": values[-1]})
+            n += 1
+            time.sleep(0.05)
+
+    writer = threading.Thread(target=change)
+    writer.start()
+    reads = grew = 0
+    try:
+        fd = os.open(m.p(".events"), os.O_RDONLY)
+        try:
+            end = time.monotonic() + 6
+            last = 0
+            while time.monotonic() < end:
+                before = os.fstat(fd).st_size
+                data = os.pread(fd, 1 << 20, 0)
+                after = os.fstat(fd).st_size
+                assert b"\0" not in data, data
+                assert data == b"" or data.endswith(b"\n"), data[-100:]
+                assert before <= len(data) <= after, (before, len(data), after)
+                grew += len(data) > last
+                last = len(data)
+                reads += 1
+        finally:
+            os.close(fd)
+    finally:
+        stop.set()
+        writer.join()
+    assert reads > 100 and grew >= 3, (reads, grew)
+    check = os.stat(m.p(".events")).st_size
+    assert check == len(read(m.p(".events")).encode())

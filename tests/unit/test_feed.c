@@ -58,20 +58,39 @@ static void run(int dirfd)
 		return;
 	CHECK(faccessat(dirfd, "events.1", F_OK, 0) != 0);
 	CHECK(feed_open(dirfd, 20, 3, 12, &f, err, sizeof(err)) == 0);
-	CHECK_STR(all(f, 3), "d1\nd2\nd3\nd4\n");
-	CHECK_STR(all(f, 2), "c1\nc2\nc3\nc4\n");
 	{
 		struct stat st;
 
+		/* the unrecorded batch is cut off */
 		CHECK(fstatat(dirfd, "events.3", &st, 0) == 0 && st.st_size == 12);
 	}
-	/* a rotation never recorded: its file goes, the recorded one stays */
+	/* a new mount starts a fresh generation; the recorded one is .events.1 */
+	feed_visible(f, &gen, &len, &prev);
+	CHECK(gen == 4 && len == 0 && prev == 12);
+	CHECK_STR(all(f, 4), "");
+	CHECK_STR(all(f, 3), "d1\nd2\nd3\nd4\n");
+	CHECK(feed_read(f, 2, err, 10, 0) == -ESTALE);
+	CHECK(faccessat(dirfd, "events.2", F_OK, 0) != 0);
+	/* written into the new generation, never recorded (a crash before the save) */
 	CHECK(feed_append(f, "f1\nf2\nf3\nf4\nf5\n", 15, err, sizeof(err)) == 0);
-	CHECK(faccessat(dirfd, "events.4", F_OK, 0) == 0);
 	feed_close(f);
 	CHECK(feed_open(dirfd, 20, 3, 12, &f, err, sizeof(err)) == 0);
-	CHECK(faccessat(dirfd, "events.4", F_OK, 0) != 0);
+	{
+		struct stat st;
+
+		CHECK(fstatat(dirfd, "events.4", &st, 0) == 0 && st.st_size == 0);
+	}
+	CHECK(faccessat(dirfd, "events.5", F_OK, 0) != 0);
+	CHECK_STR(all(f, 4), "");
 	CHECK_STR(all(f, 3), "d1\nd2\nd3\nd4\n");
+	/* recorded: a restart with an empty generation does not rotate again */
+	CHECK(feed_append(f, "g1\n", 3, err, sizeof(err)) == 0);
+	CHECK(feed_commit(f) == 1);
+	feed_close(f);
+	CHECK(feed_open(dirfd, 20, 4, 0, &f, err, sizeof(err)) == 0);
+	feed_visible(f, &gen, &len, &prev);
+	CHECK(gen == 4 && len == 0 && prev == 12);
+	CHECK(faccessat(dirfd, "events.5", F_OK, 0) != 0);
 	feed_close(f);
 }
 
