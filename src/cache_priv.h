@@ -73,7 +73,12 @@ struct cache {
 	/* opened by cache_first_fetch; appended by the refresher; read by anyone */
 	struct feed *feed;
 	int64_t feed_mtime_ns; /* under lock: when the feed last grew */
-	uint64_t body_hash;    /* of the answer behind the current snapshot */
+	/* under lock, for .status: lines written since start, the last batch, the last failure */
+	uint64_t feed_lines;
+	size_t feed_last_lines;
+	double feed_last_cpu_ms, feed_last_wall_ms;
+	char feed_error[192]; /* "" = none */
+	uint64_t body_hash;   /* of the answer behind the current snapshot */
 	bool body_hash_set;
 	size_t warned_skipped; /* what the last warnings said */
 	size_t warned_duplicates;
@@ -106,6 +111,15 @@ static inline int64_t wall_ns(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* milliseconds of @id (CLOCK_THREAD_CPUTIME_ID, CLOCK_MONOTONIC) */
+static inline double clock_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static inline double mono_now(void)

@@ -135,17 +135,30 @@ static void cache_feed_append(struct cache *c, const struct snapshot *s, const s
 {
 	/* c->current is swapped by this thread only: no lock to read it */
 	const struct snapshot *old = c->current ? c->current : c->restored;
+	double cpu0 = clock_ms(CLOCK_THREAD_CPUTIME_ID), wall0 = clock_ms(CLOCK_MONOTONIC);
 	struct events_buf b = { 0 };
-	char err[160];
+	char err[192] = "";
+	size_t n;
 
 	if (!c->feed || !old)
 		return;
-	if (events_lines(old, s, got->at_ns, &b) && !b.oom &&
-	    feed_append(c->feed, b.p, b.len, err, sizeof(err)) < 0)
-		log_warn("%s", err);
+	n = events_lines(old, s, got->at_ns, &b);
 	if (b.oom)
-		log_warn("out of memory: the change feed misses a refresh's lines");
+		snprintf(err, sizeof(err), "out of memory: a refresh's %zu lines are missing", n);
+	else if (n)
+		feed_append(c->feed, b.p, b.len, err, sizeof(err));
 	free(b.p);
+	pthread_mutex_lock(&c->lock);
+	if (err[0] && strcmp(c->feed_error, err) != 0)
+		log_warn("%s", err);
+	snprintf(c->feed_error, sizeof(c->feed_error), "%s", err);
+	if (n && !err[0]) {
+		c->feed_lines += n;
+		c->feed_last_lines = n;
+		c->feed_last_cpu_ms = clock_ms(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+		c->feed_last_wall_ms = clock_ms(CLOCK_MONOTONIC) - wall0;
+	}
+	pthread_mutex_unlock(&c->lock);
 }
 
 /*
@@ -337,8 +350,10 @@ int cache_first_fetch(struct cache *c, char *err, size_t errlen)
 		if (feed_open(c->state ? state_dir_fd(c->state) : -1, c->events_max,
 			      c->restored ? c->restored_feed_gen : 1,
 			      c->restored ? c->restored_feed_len : 0, &c->feed, ferr,
-			      sizeof(ferr)) < 0)
+			      sizeof(ferr)) < 0) {
 			log_warn("%s; no change feed", ferr);
+			snprintf(c->feed_error, sizeof(c->feed_error), "%s; no change feed", ferr);
+		}
 	}
 	now = wall_ns();
 	if (!c->restored) {

@@ -22,7 +22,7 @@ static int status_render(struct cache *c, char *buf, size_t len)
 {
 	const struct snapshot *s = c->current;
 	char succ[32], att[32], next[32], warning[96] = "none", skips[160] = "none";
-	char save[96] = "never";
+	char save[96] = "never", feed_last[96] = "none", feed_bytes[96] = "none";
 	time_t now = time(NULL);
 	double until = c->next_attempt - mono_now();
 
@@ -35,6 +35,16 @@ static int status_render(struct cache *c, char *buf, size_t len)
 	if (c->saves.saves)
 		snprintf(save, sizeof(save), "%zu bytes, %.1f ms cpu, %.1f ms", c->saves.bytes,
 			 c->saves.cpu_ms, c->saves.wall_ms);
+	if (c->feed_last_lines)
+		snprintf(feed_last, sizeof(feed_last), "%zu lines, %.2f ms cpu, %.1f ms",
+			 c->feed_last_lines, c->feed_last_cpu_ms, c->feed_last_wall_ms);
+	if (c->feed) {
+		uint64_t gen, cur, prev;
+
+		feed_visible(c->feed, &gen, &cur, &prev);
+		snprintf(feed_bytes, sizeof(feed_bytes), "%llu in .events, %llu in .events.1",
+			 (unsigned long long)cur, (unsigned long long)prev);
+	}
 	fmt_time(succ, sizeof(succ), c->last_success);
 	fmt_time(att, sizeof(att), c->last_attempt);
 	fmt_time(next, sizeof(next), now + (time_t)ceil(until > 0 ? until : 0));
@@ -65,7 +75,12 @@ static int status_render(struct cache *c, char *buf, size_t len)
 		"state_dir: %s\n"
 		"state_saves: %llu\n"
 		"state_last_save: %s\n"
-		"state_error: %s\n",
+		"state_error: %s\n"
+		"events: %s\n"
+		"events_bytes: %s\n"
+		"events_lines: %llu\n"
+		"events_last: %s\n"
+		"events_error: %s\n",
 		c->api_url, c->endpoint, c->transport, c->ttl, s ? s->ntasks : 0,
 		(unsigned long long)c->generation, (unsigned long long)c->refreshes,
 		(unsigned long long)c->requests, succ, att,
@@ -76,7 +91,12 @@ static int status_render(struct cache *c, char *buf, size_t len)
 		nodes_blobs(c->nodes) - c->status_blobs,
 		c->offline ? "saved (the API has not answered since start)" : "api",
 		c->state ? state_dir_path(c->state) : "none", (unsigned long long)c->saves.saves,
-		save, c->save_error[0] ? c->save_error : "none");
+		save, c->save_error[0] ? c->save_error : "none",
+		!c->feed   ? "off"
+		: c->state ? "in the state folder"
+			   : "in memory (state_dir=none)",
+		feed_bytes, (unsigned long long)c->feed_lines, feed_last,
+		c->feed_error[0] ? c->feed_error : "none");
 }
 
 struct blob *cache_status_blob(struct cache *c, uint64_t *nodeid)

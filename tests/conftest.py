@@ -9,6 +9,8 @@ reports to files that an autouse fixture reads after each test).
 """
 import glob
 import os
+import pty
+import select
 import shutil
 import signal
 import subprocess
@@ -230,6 +232,30 @@ def new_mount(tmp_path, sim):
             m.check_exit()
         else:
             m.unmount()
+
+
+class Terminal:
+    """A program on a terminal of its own (less needs one), and what it printed."""
+
+    def __init__(self, argv):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child
+            os.environ["TERM"] = "xterm"
+            os.execvp(argv[0], argv)
+        self.out = bytearray()
+
+    def seen(self, text):
+        while select.select([self.fd], [], [], 0.05)[0]:
+            try:
+                self.out.extend(os.read(self.fd, 4096))
+            except OSError:
+                break
+        return text.encode() in self.out
+
+    def close(self):
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        os.close(self.fd)
 
 
 def run_ingestfs(args, env=None, timeout=30):

@@ -7,7 +7,7 @@ import threading
 import time
 
 import simctl
-from conftest import wait_for
+from conftest import Terminal, wait_for
 
 IDS = [t[0] for t in simctl.DEFAULT_TASKS]
 
@@ -40,6 +40,21 @@ def test_kinds_and_escapes(mount):
     st = os.stat(mount.p(".events"))
     assert st.st_size == len(read(mount.p(".events")).encode())
     assert st.st_mode & 0o777 == 0o444
+    status = mount.status()
+    assert status["events"] == "in the state folder"
+    assert status["events_lines"] == "4" and status["events_error"] == "none"
+    assert status["events_bytes"] == "%d in .events, 0 in .events.1" % st.st_size
+    assert status["events_last"].startswith("4 lines, ")
+    # refreshes without a change write nothing
+    files = {f: os.stat(os.path.join(mount.state, f)) for f in os.listdir(mount.state)
+             if f.startswith("events.")}
+    assert len(files) == 1
+    n = mount.counter("refreshes")
+    mount.wait_refreshes(n + 3)
+    for f, was in files.items():
+        now = os.stat(os.path.join(mount.state, f))
+        assert (now.st_size, now.st_mtime_ns) == (was.st_size, was.st_mtime_ns), f
+    assert os.stat(mount.p(".events")).st_mtime_ns == st.st_mtime_ns
 
 
 def test_restart_keeps_the_feed_and_records_changes_made_while_down(new_mount):
@@ -71,6 +86,7 @@ def test_state_dir_none_keeps_the_feed_in_memory(new_mount):
     m.start("state_dir=none")
     m.sim.patch(IDS[0], {"state": "FAILED"})
     assert wait_for(lambda: len(lines(m)) == 1, 10)
+    assert m.status()["events"] == "in memory (state_dir=none)"
     m.restart("state_dir=none")
     assert read(m.p(".events")) == ""
 
@@ -141,6 +157,18 @@ def check_chain(text, task, first, last):
         assert len(f) == 6 and f[1] == task and f[3] == "state" and f[4] == chain[-1], (l, chain)
         chain.append(f[5])
     assert chain[-1] == last and len(chain) == len(set(chain)), chain
+
+
+def test_less_F_prints_new_lines(mount):
+    """less +F, on a terminal, waits at the end of .events like tail -f."""
+    term = Terminal(["less", "+F", mount.p(".events")])
+    try:
+        assert wait_for(lambda: term.seen("Waiting for data"), 10), bytes(term.out)
+        for value in ("PENDING", "FAILED"):
+            mount.sim.patch(IDS[0], {"state": value})
+            assert wait_for(lambda: term.seen(value), 15), bytes(term.out)
+    finally:
+        term.close()
 
 
 def test_kill_9_never_tears_or_repeats_a_line(new_mount):

@@ -4,10 +4,7 @@ sub-second times that never run ahead of the clock, the state folder,
 offline start, and what a damaged state file does (nothing but a warning).
 """
 import os
-import pty
-import select
 import shutil
-import signal
 import struct
 import subprocess
 import tempfile
@@ -18,7 +15,7 @@ import zlib
 import pytest
 
 import simctl
-from conftest import BIN, clean_env, is_mounted, wait_for
+from conftest import BIN, Terminal, clean_env, is_mounted, wait_for
 
 ID0 = simctl.DEFAULT_TASKS[0][0]
 ID1 = simctl.DEFAULT_TASKS[1][0]
@@ -439,26 +436,11 @@ def test_damaged_state_is_ignored_with_one_warning(new_mount, kind):
 def test_less_follow_name_follows_a_file_across_versions(mount):
     """less +F follows a descriptor, like tail -f; with --follow-name it
     reopens the name, like tail -F, and sees each new version."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: less on a terminal of its own
-        os.environ["TERM"] = "xterm"
-        os.execvp("less", ["less", "--follow-name", "+F", mount.p(ID0, "state")])
-    out = bytearray()
-
-    def seen(text):
-        while select.select([fd], [], [], 0.05)[0]:
-            try:
-                out.extend(os.read(fd, 4096))
-            except OSError:
-                break
-        return text.encode() in out
-
+    term = Terminal(["less", "--follow-name", "+F", mount.p(ID0, "state")])
     try:
-        assert wait_for(lambda: seen("COMPLETED"), 10), bytes(out)
+        assert wait_for(lambda: term.seen("COMPLETED"), 10), bytes(term.out)
         for value in ("PENDING", "FAILED"):
             mount.sim.patch(ID0, {"state": value})
-            assert wait_for(lambda: seen(value), 15), bytes(out)
+            assert wait_for(lambda: term.seen(value), 15), bytes(term.out)
     finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        os.close(fd)
+        term.close()
