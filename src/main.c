@@ -57,6 +57,8 @@ static void print_help(const char *prog)
 	       "                           nothing\n"
 	       "    -o offline_start=yes|no  when the API cannot be reached at start, mount the\n"
 	       "                           saved answer and keep retrying (default: yes)\n"
+	       "    -o events_max=BYTES    size at which .events, the change feed, is rotated\n"
+	       "                           to .events.1; at least 1K (default: 16M)\n"
 	       "\n"
 	       "general options:\n"
 	       "    -h, --help             print this help and exit\n"
@@ -73,6 +75,7 @@ static void print_help(const char *prog)
 	       "\n"
 	       "Credentials come from UPLYNK_USER_ID and UPLYNK_API_KEY when both are set,\n"
 	       "else from the credentials file (user_id = ..., api_key = ...; mode 0600).\n"
+	       "Follow changes: tail -F MOUNTPOINT/.events | grep --line-buffered FAILED\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n",
 	       prog);
 }

@@ -2,6 +2,7 @@
 """The change feed: .events lines, their escapes, following, rotation,
 durability across restarts and kills."""
 import os
+import select
 import subprocess
 import threading
 import time
@@ -301,3 +302,14 @@ def test_stat_and_read_stay_coherent_while_the_feed_grows(new_mount):
     assert reads > 100 and grew >= 3, (reads, grew)
     check = os.stat(m.p(".events")).st_size
     assert check == len(read(m.p(".events")).encode())
+
+
+def test_poll_says_readable_at_once_as_for_any_regular_file(mount):
+    """No FUSE poll (README: "No poll(2)"): poll(2) returns at once."""
+    fd = os.open(mount.p(".events"), os.O_RDONLY)
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        assert p.poll(2000) == [(fd, select.POLLIN)]
+    finally:
+        os.close(fd)
