@@ -135,7 +135,7 @@ static void cache_feed_append(struct cache *c, const struct snapshot *s, const s
 {
 	/* c->current is swapped by this thread only: no lock to read it */
 	const struct snapshot *old = c->current ? c->current : c->restored;
-	double cpu0 = clock_ms(CLOCK_THREAD_CPUTIME_ID), wall0 = clock_ms(CLOCK_MONOTONIC);
+	double cpu0 = clock_ms(CLOCK_THREAD_CPUTIME_ID), cpu, wall0;
 	struct events_buf b = { 0 };
 	char err[192] = "";
 	size_t n;
@@ -143,6 +143,9 @@ static void cache_feed_append(struct cache *c, const struct snapshot *s, const s
 	if (!c->feed || !old)
 		return;
 	n = events_lines(old, s, got->at_ns, &b);
+	/* the walk's CPU; the write's time is mostly the fsync: wall */
+	cpu = clock_ms(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+	wall0 = clock_ms(CLOCK_MONOTONIC);
 	if (b.oom)
 		snprintf(err, sizeof(err), "out of memory: a refresh's %zu lines are missing", n);
 	else if (n)
@@ -155,7 +158,7 @@ static void cache_feed_append(struct cache *c, const struct snapshot *s, const s
 	if (n && !err[0]) {
 		c->feed_lines += n;
 		c->feed_last_lines = n;
-		c->feed_last_cpu_ms = clock_ms(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+		c->feed_last_cpu_ms = cpu;
 		c->feed_last_wall_ms = clock_ms(CLOCK_MONOTONIC) - wall0;
 	}
 	pthread_mutex_unlock(&c->lock);

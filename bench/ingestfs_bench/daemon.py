@@ -38,6 +38,8 @@ RE_REPLY_ERR = re.compile(r"unique: \d+, error: (-?\d+) \(([^)]*)\)")
 RE_NOTIFY = re.compile(r"NOTIFY: code=(-?\d+)")
 # .status: "state_last_save: B bytes, C ms cpu, W ms"
 RE_SAVE = re.compile(r"(\d+) bytes, ([\d.]+) ms cpu, ([\d.]+) ms")
+# .status: "events_last: N lines, C ms cpu, W ms"
+RE_FEED = re.compile(r"(\d+) lines, ([\d.]+) ms cpu, ([\d.]+) ms")
 RE_BORING = re.compile(r"(unique: \d+, success|FUSE library version|INIT: |flags=0x|"
                        r"max_readahead=|max_write=|max_background=|"
                        r"congestion_threshold=|time_gran=|refresh requested$)")
@@ -168,7 +170,10 @@ class DaemonFiguresMixin:
 
     def one_refresh(self, proc, dlog, mnt, n):
         pid = proc.pid
-        saves0 = int(self.status(mnt).get("state_saves", 0))
+        st0 = self.status(mnt)
+        saves0 = int(st0.get("state_saves", 0))
+        lines0 = int(st0.get("events_lines", 0))
+        feed0 = self.feed_bytes(mnt)
         before = dlog.counters()
         req0 = self.sim.requests()
         rss0 = proc_status(pid).get("VmRSS")
@@ -192,7 +197,13 @@ class DaemonFiguresMixin:
         get = dlog.last_get()
         st = self.status(mnt)
         save = RE_SAVE.match(st.get("state_last_save", ""))
+        lines = int(st.get("events_lines", 0)) - lines0
+        feed = RE_FEED.match(st.get("events_last", "")) if lines else None
         out = {
+            "feed_lines": lines,
+            "feed_bytes": self.feed_bytes(mnt) - feed0,
+            "feed_cpu_ms": float(feed.group(2)) if feed else None,
+            "feed_wall_ms": float(feed.group(3)) if feed else None,
             "state_saves": int(st.get("state_saves", 0)) - saves0,
             "state_bytes": int(save.group(1)) if save else None,
             "state_cpu_ms": float(save.group(2)) if save else None,
@@ -216,6 +227,17 @@ class DaemonFiguresMixin:
         if ev["tasks"] != n:
             self.note("refresh reported %d tasks, expected %d" % (ev["tasks"], n))
         return out
+
+    @staticmethod
+    def feed_bytes(mnt):
+        """Bytes in .events and .events.1 (0 for a daemon without a feed)."""
+        total = 0
+        for name in (".events", ".events.1"):
+            try:
+                total += os.stat(os.path.join(mnt, name)).st_size
+            except FileNotFoundError:
+                pass
+        return total
 
     def daemon_figures(self, n, res, sdir):
         label = size_label(n)

@@ -6,7 +6,7 @@ Owns: the targets (WARM_TARGETS, COLD_TARGET, MOUNT_TARGET_S,
 STEADY_RSS_TARGET, PEAK_RSS_TARGET, REFRESH_CPU_TARGET_S), SCALE_SLACK,
 NOISE_FLOOR_S, NO_SCALE, per_task, fmt_bpt, daemon_rows, below_floor,
 target_size, scale_pair, evaluate, scaling; SAVE_CPU_TARGET_S,
-STATE_SIZE_TARGET, state_ratio.
+STATE_SIZE_TARGET, state_ratio; FEED_CPU_TARGET_MS.
 Uses: util, workloads (WORKLOADS), daemon (PATCHED_PER_REFRESH); reads the
 results dict that runner.Bench fills (or a results .json).
 """
@@ -30,6 +30,7 @@ PEAK_RSS_TARGET = 3 * 1024    # bytes per task
 REFRESH_CPU_TARGET_S = 0.5
 SAVE_CPU_TARGET_S = 0.3       # the state save of a changed refresh
 STATE_SIZE_TARGET = 1.5       # state file / API answer
+FEED_CPU_TARGET_MS = 20.0     # .events lines of a changed refresh: the walk, escape, write
 SCALE_SLACK = 1.1             # 200k may cost 1.1 x 2 = 2.2 x 100k
 NOISE_FLOOR_S = 0.1           # times this small are not flagged (10 ms CPU ticks)
 
@@ -105,6 +106,17 @@ def daemon_rows(r):
          lambda x: "n/a" if x is None else "%.2fx" % x),
         ("refresh, no change: state saves (max)", mx(u, "state_saves"),
          lambda x: "n/a" if x is None else "%d" % x),
+        ("refresh, tasks changed: .events lines (max)", mx(c, "feed_lines"),
+         lambda x: "n/a" if x is None else "%d" % x),
+        ("refresh, tasks changed: .events bytes added (max)", mx(c, "feed_bytes"),
+         lambda x: "n/a" if x is None else "%d" % x),
+        ("refresh, tasks changed: .events lines CPU (median), ms", med(c, "feed_cpu_ms"),
+         lambda x: "n/a" if x is None else "%.2f" % x),
+        ("refresh, tasks changed: .events write wall, fsync included (median), ms",
+         med(c, "feed_wall_ms"), lambda x: "n/a" if x is None else "%.1f" % x),
+        ("refresh, no change: .events lines and bytes (max)",
+         max((x["feed_lines"], x["feed_bytes"]) for x in u),
+         lambda x: "%d lines, %d bytes" % x),
         ("RSS after all refreshes, MiB", d["rss_after_refreshes_kib"], mib),
         ("RSS after all refreshes per task", per_task(d["rss_after_refreshes_kib"], n),
          fmt_bpt),
@@ -120,7 +132,7 @@ def state_ratio(changed):
 
 # figures that are counts which need not grow with N: no scaling flag
 NO_SCALE = ("invalidations", "NOTIFY", "API requests", "answer unchanged", "state saves",
-            "state file / API answer")
+            "state file / API answer", ".events")
 
 
 def below_floor(name, va, vb):
@@ -203,6 +215,18 @@ def evaluate(results, sizes):
     writes = max(x.get("state_saves", 0) for x in d["unchanged"])
     rows.append(("unchanged refresh writes nothing (%s)" % lab, "0 saves",
                  "%d" % writes, writes == 0))
+    lines = max(x.get("feed_lines", 0) for x in c)
+    rows.append((".events lines per refresh with %d changes (%s)" % (PATCHED_PER_REFRESH, lab),
+                 "<= %d" % PATCHED_PER_REFRESH, "%d max" % lines,
+                 0 < lines <= PATCHED_PER_REFRESH))
+    fcpu = [x["feed_cpu_ms"] for x in c if x.get("feed_cpu_ms") is not None]
+    rows.append((".events CPU per changed refresh (%s)" % lab,
+                 "<= %.0f ms" % FEED_CPU_TARGET_MS,
+                 "%.2f ms median" % median(fcpu) if fcpu else "n/a",
+                 bool(fcpu) and median(fcpu) <= FEED_CPU_TARGET_MS))
+    fu = max((x.get("feed_lines", 0), x.get("feed_bytes", 0)) for x in d["unchanged"])
+    rows.append(("unchanged refresh adds nothing to .events (%s)" % lab, "0 lines, 0 bytes",
+                 "%d lines, %d bytes" % fu, fu == (0, 0)))
     inv = max(x["changes"] for x in d["unchanged"])
     notes = max(x["notify_lines"] for x in d["unchanged"])
     rows.append(("unchanged refresh invalidations (%s)" % lab, "0",
