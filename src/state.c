@@ -178,6 +178,9 @@ int state_decode_header(const unsigned char *b, size_t len, uint64_t identity, s
 		return fail(err, errlen, "sizes do not add up (truncated or damaged)");
 	if (st->next_nodeid < SNAP_FIRST_FILE_NODEID || st->next_nodeid > SNAP_LAST_FILE_NODEID + 1)
 		return fail(err, errlen, "node id allocator out of range");
+	/* a generation's node id is SNAP_EVENTS_NODEID_BASE + it: far below the folders' */
+	if (st->feed_gen < 1 || st->feed_gen > STATE_MAX_FEED_GEN)
+		return fail(err, errlen, "change feed generation out of range");
 	st->ntasks = (size_t)ntasks;
 	st->records_len = (size_t)records;
 	st->body_len = (size_t)body_len;

@@ -43,9 +43,10 @@
 
 #include "snapshot.h"
 
-#define STATE_VERSION	  1
-#define STATE_HEADER_LEN  144
-#define STATE_TRAILER_LEN 8
+#define STATE_VERSION	   1
+#define STATE_HEADER_LEN   144
+#define STATE_TRAILER_LEN  8
+#define STATE_MAX_FEED_GEN (1ULL << 48) /* the change feed generations a state may name */
 
 /* one task's identity: what a restored snapshot takes over */
 struct state_task {

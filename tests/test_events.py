@@ -120,14 +120,7 @@ def test_tail_F_across_rotations_loses_and_repeats_nothing(new_mount, tmp_path):
         tail.kill()
         tail.wait()
     assert rotations >= 3
-    chains = {i: ["COMPLETED"] for i in IDS}
-    for l in out.read_text().splitlines():
-        f = l.split("\t")
-        assert len(f) == 6, l
-        assert f[4] == chains[f[1]][-1], (f, chains[f[1]])
-        chains[f[1]].append(f[5])
-    for i in IDS:
-        assert chains[i] == ["COMPLETED"] + ["V%d" % n for n in range(8)], chains[i]
+    check_chains(out.read_text(), IDS, "COMPLETED", {i: "V7" for i in IDS})
 
 
 def test_grep_line_buffered_downstream_of_tail_f(mount, tmp_path):
@@ -149,15 +142,18 @@ def test_grep_line_buffered_downstream_of_tail_f(mount, tmp_path):
                                                         "COMPLETED", "FAILED"]
 
 
-def check_chain(text, task, first, last):
-    """The lines of @text, all about @task's state, go from @first to @last
-    one value at a time: a lost, torn or repeated line breaks the chain."""
-    chain = [first]
+def check_chains(text, tasks, first, last):
+    """The lines of @text, all about the state of @tasks, take each task from
+    @first to its value in @last one value at a time: a lost, torn or
+    repeated line breaks a chain."""
+    chains = {t: [first] for t in tasks}
     for l in text.splitlines():
         f = l.split("\t")
-        assert len(f) == 6 and f[1] == task and f[3] == "state" and f[4] == chain[-1], (l, chain)
-        chain.append(f[5])
-    assert chain[-1] == last and len(chain) == len(set(chain)), chain
+        assert len(f) == 6 and f[1] in chains and f[3] == "state", l
+        assert f[4] == chains[f[1]][-1], (l, chains[f[1]])
+        chains[f[1]].append(f[5])
+    for t in tasks:
+        assert chains[t][-1] == last[t] and len(chains[t]) == len(set(chains[t])), chains[t]
 
 
 def test_less_F_prints_new_lines(mount):
@@ -206,56 +202,72 @@ def test_kill_9_never_tears_or_repeats_a_line(new_mount):
         collect(".events.1")
     assert wait_for(lambda: read(m.p(IDS[0], "state")) == value + "\n", 10)
     collect(".events")
-    check_chain(text, IDS[0], "COMPLETED", value)
+    check_chains(text, IDS[:1], "COMPLETED", {IDS[0]: value})
 
 
-def follow(m, out, *restarts):
-    """tail -F on .events while IDS[0]'s state goes V0, V1, ... and the
-    daemon is restarted by each of @restarts in turn; returns the last value."""
+def follow(m, out, steps, *restarts):
+    """tail -F on .events while every task's state goes V0, V1, ... and the
+    daemon is restarted by each of @restarts in turn (each may change tasks
+    while it is down and returns their number).  Returns the last values and
+    the inode numbers .events had."""
     with open(out, "wb") as f:
         tail = subprocess.Popen(["tail", "-F", "-s", "0.05", "-n", "+1", m.p(".events")],
                                 stdout=f, stderr=subprocess.DEVNULL)
-    n = 0
+    last = {i: "COMPLETED" for i in IDS}
+    lines = n = 0
+    inodes = set()
     try:
         for how in (None,) + restarts:
             if how:
-                how()
-            for _ in range(3):
-                m.sim.patch(IDS[0], {"state": "V%d" % n})
-                # before the next restart, tail has everything shown so far
-                assert wait_for(lambda: out.read_text().endswith("V%d\n" % n), 15), \
-                    "tail printed %r; .events is %r" % (out.read_text(), read(m.p(".events")))
+                lines += how(last)
+            for _ in range(steps):
+                for i in IDS:
+                    last[i] = "V%d" % n
+                    m.sim.patch(i, {"state": last[i]})
+                lines += len(IDS)
                 n += 1
+                # before the next restart, tail has everything shown so far
+                assert wait_for(lambda: out.read_text().count("\n") >= lines, 15), \
+                    "tail printed %r; .events is %r" % (out.read_text(), read(m.p(".events")))
+                inodes.add(os.stat(m.p(".events")).st_ino)
     finally:
         tail.kill()
         tail.wait()
-    return "V%d" % (n - 1)
+    return last, inodes
 
 
-def test_tail_F_across_a_restart_and_a_kill_loses_and_repeats_nothing(new_mount, tmp_path):
+def test_tail_F_across_rotations_a_restart_and_a_kill_loses_and_repeats_nothing(
+        new_mount, tmp_path):
+    """Over 1K of lines between restarts (16 of about 80 bytes), so .events
+    also rotates on its own within each run."""
     m = new_mount(ttl=0.1)
-    m.start()
+    m.start("events_max=1K")
     out = tmp_path / "tail.out"
 
-    def restart():
+    def restart(last):
         # tail holds .events open: the unmount is lazy, and the daemon ends
         # once tail sees the file gone and lets it go
         m.check_exit()
+        last[IDS[0]] = "DOWN"
         m.sim.patch(IDS[0], {"state": "DOWN"})  # made while it is down
-        m.start()
+        m.start("events_max=1K")
+        return 1
 
-    def kill():
+    def kill(last):
         m.proc.kill()
         m.proc.wait()
         m.expect_rc = -9
         m.check_exit()
         m.expect_rc = 0
-        m.start()
+        m.start("events_max=1K")
+        return 0
 
-    last = follow(m, out, restart, kill)
+    last, inodes = follow(m, out, 4, restart, kill)
+    time.sleep(0.3)
     text = out.read_text()
     assert "\tDOWN\n" in text
-    check_chain(text, IDS[0], "COMPLETED", last)
+    assert len(inodes) >= 5  # three mounts, and rotations within them
+    check_chains(text, IDS, "COMPLETED", last)
 
 
 def test_stat_and_read_stay_coherent_while_the_feed_grows(new_mount):

@@ -365,12 +365,15 @@ def damage(path, kind):
         "truncated": data[:len(data) // 2],
         "one-byte-short": data[:-1],
         "flipped-body-bit": data[:-20] + bytes([data[-20] ^ 1]) + data[-19:],
-        "flipped-record-bit": data[:130] + bytes([data[130] ^ 0x40]) + data[131:],
+        "flipped-record-bit": data[:150] + bytes([data[150] ^ 0x40]) + data[151:],
         "other-version": fix_crc(data[:8] + struct.pack("<I", 99) + data[12:]),
         "other-mount": fix_crc(data[:16] + b"\xff" * 8 + data[24:]),
         "other-renderer": fix_crc(data[:96] + b"\x01" * 8 + data[104:]),
         "oversized-answer": fix_crc(data[:120] + struct.pack("<Q", 1 << 40) + data[128:]),
         "too-many-tasks": fix_crc(data[:104] + struct.pack("<Q", 1 << 60) + data[112:]),
+        # a feed generation whose node id would leave its range
+        "feed-gen-beyond": fix_crc(data[:128] + struct.pack("<Q", 1 << 62) + data[136:]),
+        "feed-gen-zero": fix_crc(data[:128] + struct.pack("<Q", 0) + data[136:]),
         # every node id lies beyond the allocator
         "node-ids-beyond": fix_crc(data[:40] + struct.pack("<Q", 16) + data[48:]),
         # every mtime is newer than the newest stamp
@@ -398,6 +401,8 @@ DAMAGE = {
     "other-renderer": "shows files differently",
     "oversized-answer": "larger than max_response",
     "too-many-tasks": "sizes do not add up",
+    "feed-gen-beyond": "change feed generation out of range",
+    "feed-gen-zero": "change feed generation out of range",
     "node-ids-beyond": "beyond the allocator",
     "mtimes-ahead": "newer than the newest stamp",
     "shifted": "bytes after the task records",

@@ -124,9 +124,33 @@ out:
 	snapshot_put(b);
 }
 
+/* two ids that share a key (a 59-bit hash collision, forced here) are two tasks */
+static void test_key_collision(void)
+{
+	struct snapshot *a, *b;
+	char *got;
+	size_t n;
+
+	a = parse("{\"items\": [{\"id\": \"u1\", \"state\": \"PENDING\"}]}", NULL);
+	b = parse("{\"items\": [{\"id\": \"u2\", \"state\": \"PENDING\"}]}", NULL);
+	CHECK(a && b && a->ntasks == 1 && b->ntasks == 1);
+	if (!a || !b || a->ntasks != 1 || b->ntasks != 1)
+		goto out;
+	b->tasks[0].key = a->tasks[0].key;
+	got = sorted_lines(a, b, &n);
+	CHECK(n == 2);
+	CHECK_STR(got, "2026-11-30T16:00:00Z\tu1\tremoved\t-\tPENDING\t-\n"
+		       "2026-11-30T16:00:00Z\tu2\tadded\t-\t-\tPENDING\n");
+	free(got);
+out:
+	snapshot_put(a);
+	snapshot_put(b);
+}
+
 int main(void)
 {
 	test_escape();
 	test_lines();
+	test_key_collision();
 	return check_done("test_events");
 }
