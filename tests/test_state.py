@@ -186,7 +186,8 @@ def test_state_file_is_private_and_holds_no_secret(new_mount):
     data = open(state_file(m), "rb").read()
     assert m.sim.key.encode() not in data
     assert b"COMPLETED" in data  # it does hold the answer
-    assert sorted(os.listdir(m.state)) == ["lock", "state"]
+    assert sorted(os.listdir(m.state)) == ["events.1", "lock", "state"]
+    assert os.stat(os.path.join(m.state, "events.1")).st_mode & 0o777 == 0o600
 
 
 def test_state_dir_none_keeps_nothing(new_mount, tmp_path):
