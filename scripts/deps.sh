@@ -2,7 +2,9 @@
 # Install the Debian 12 packages ingestfs needs, but only those missing.
 # Run as root (or with sudo).
 #   scripts/deps.sh         build, test and run the demo
-#   scripts/deps.sh extra   also clang, its sanitizer and fuzzer runtimes, valgrind
+#   scripts/deps.sh extra   also clang, its sanitizer and fuzzer runtimes, valgrind,
+#                           and what the Debian package needs (as deb)
+#   scripts/deps.sh deb     also build-essential, debhelper, dpkg-dev, lintian, man-db
 set -eu
 
 PKGS="meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3
@@ -10,7 +12,11 @@ PKGS="meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3
       python3 python3-pytest rsync tar diffutils findutils grep procps
       groff-base mandoc ca-certificates util-linux stress-ng
       restic borgbackup"
-[ "${1:-}" = extra ] && PKGS="$PKGS clang clang-format libclang-rt-14-dev llvm valgrind"
+DEB_PKGS="build-essential debhelper dpkg-dev lintian man-db"
+case "${1:-}" in
+extra) PKGS="$PKGS clang clang-format libclang-rt-14-dev llvm valgrind $DEB_PKGS" ;;
+deb) PKGS="$PKGS $DEB_PKGS" ;;
+esac
 
 missing=""
 for p in $PKGS; do

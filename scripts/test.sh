@@ -8,7 +8,8 @@
 #                               2. address+undefined sanitizer build, all tests
 #                               3. ThreadSanitizer build of the concurrency stress test
 #                               4. unit tests under valgrind (leaks are errors)
-#                               5. libFuzzer harnesses, 25 s each; bench/run.sh --smoke
+#                               5. libFuzzer harnesses, 25 s each; bench/run.sh --smoke;
+#                                  the Debian package (scripts/test-deb.sh, about 40 s)
 #                               6. gcc -Werror build, all tests (unit + integration)
 #   scripts/test.sh --quick   step 6 only
 #
@@ -107,6 +108,9 @@ else
 	else
 		fail "benchmark smoke run (no build)"
 	fi
+
+	step "5c. Debian package: build, lintian, apt install, mount via fstab, purge"
+	scripts/test-deb.sh || fail "Debian package"
 fi
 
 step "6. gcc -Werror build, all tests"

@@ -80,3 +80,14 @@ def test_readme_has_the_two_setup_commands():
     readme = read("README.md")
     assert "scripts/demo.sh" in readme and "scripts/test.sh" in readme
     assert "scripts/test.sh" in read(".ci/run")
+
+
+def test_debian_changelog_version_is_the_meson_version():
+    """The package's version (native: no Debian revision) is the project's."""
+    meson = re.search(r"version\s*:\s*'([^']+)'", read("meson.build")).group(1)
+    first = read("debian/changelog").splitlines()[0]
+    m = re.match(r"ingestfs \(([^)]+)\) ", first)
+    assert m, first
+    assert m.group(1) == meson, (m.group(1), meson)
+    out = run_ingestfs(["--version"]).stdout.decode()
+    assert out.split()[1] == meson, out
