@@ -127,8 +127,8 @@ static void cache_save(struct cache *c, const struct snapshot *s, const struct f
 
 /*
  * The change feed's lines for @s against what was shown before it (or the
- * saved snapshot, at start): written, not yet visible; cache_feed_commit
- * shows them once @s is in place.  The first snapshot of a fresh state
+ * saved snapshot, at start): written, not yet visible; cache_publish
+ * shows them (feed_commit) in the step that puts @s in place.  The first snapshot of a fresh state
  * has nothing to compare with and records nothing.
  */
 static void cache_feed_append(struct cache *c, const struct snapshot *s, const struct fetched *got)

@@ -23,6 +23,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import sanreport  # noqa: E402
 import simctl  # noqa: E402
 
 ROOT = os.environ.get("INGESTFS_SOURCE_ROOT", os.path.dirname(HERE))
@@ -39,8 +40,11 @@ def sanitizer_options(name, default=""):
     return (opts + ":" if opts else "") + "log_path=" + os.path.join(SANITIZER_LOGS, "report")
 
 
+# a sanitized daemon that found an error or a leak exits with this, never 1
+SANITIZER_EXITCODE = 23
+
 # every process the tests start inherits these, whatever env it is given
-os.environ["ASAN_OPTIONS"] = sanitizer_options("ASAN_OPTIONS")
+os.environ["ASAN_OPTIONS"] = sanitizer_options("ASAN_OPTIONS") + ":exitcode=%d" % SANITIZER_EXITCODE
 os.environ["UBSAN_OPTIONS"] = sanitizer_options("UBSAN_OPTIONS", "print_stacktrace=1")
 
 
@@ -56,13 +60,24 @@ def clean_env(**extra):
 def no_sanitizer_reports():
     """Fail the test if any daemon it started reported to a sanitizer."""
     yield
-    reports = sorted(glob.glob(os.path.join(SANITIZER_LOGS, "report*")))
+    text = read_reports(os.path.join(SANITIZER_LOGS, "report*"))
+    assert not text, "sanitizer report from a daemon:\n" + text
+
+
+def read_reports(pattern):
+    """The text of the sanitizer reports matching pattern, deleted once read;
+    the one known libfuse leak (sanreport.py) is set aside with a note."""
     text = ""
-    for r in reports:
+    for r in sorted(glob.glob(pattern)):
         with open(r, errors="replace") as f:
-            text += "==> %s\n%s\n" % (r, f.read())
+            body = f.read()
         os.unlink(r)
-    assert not reports, "sanitizer report from a daemon:\n" + text
+        known = sanreport.known_upstream(body)
+        if known:
+            print("ignored in %s: %s" % (r, known))
+        else:
+            text += "==> %s\n%s\n" % (r, body)
+    return text
 
 
 def wait_for(pred, timeout, interval=0.05):
@@ -156,11 +171,14 @@ class Mount:
         """Teardown: the daemon ended as expected and said nothing a sanitizer wrote."""
         rc = self.stop()
         err = self.stderr()
-        for r in glob.glob(os.path.join(SANITIZER_LOGS, "report.%d" % self.proc.pid)):
-            with open(r, errors="replace") as f:
-                err += "\n==> %s\n%s" % (r, f.read())
-            os.unlink(r)
+        pattern = os.path.join(SANITIZER_LOGS, "report.%d" % self.proc.pid)
+        upstream_only = bool(glob.glob(pattern))
+        reports = read_reports(pattern)
+        upstream_only = upstream_only and not reports
+        err += reports
         assert "Sanitizer" not in err and "runtime error:" not in err, err
+        if upstream_only and rc == SANITIZER_EXITCODE:
+            rc = 0  # only the set-aside libfuse leak made LeakSanitizer fail the exit
         if self.expect_rc is not None:
             assert rc == self.expect_rc, "ingestfs exited %r, expected %r; stderr: %s" % (
                 rc, self.expect_rc, err)
@@ -185,6 +203,14 @@ class Mount:
             return self.proc.wait()
         finally:
             self._err.close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The report folder goes when it is empty (every report was read)."""
+    try:
+        os.rmdir(SANITIZER_LOGS)
+    except OSError:
+        pass
 
 
 def pytest_collection_modifyitems(config, items):
