@@ -134,8 +134,8 @@ int jwt_key_load(const char *b64, size_t len, struct jwt_key **out, char *err, s
 		goto out;
 	}
 	if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC ||
-	    !EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
-					    sizeof(group), NULL)) {
+	    !EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+					    NULL)) {
 		ret = key_fail(err, errlen, "is not an EC key (ES256 needs P-256)");
 		goto out;
 	}

@@ -12,27 +12,7 @@
 
 #include "check.h"
 #include "jwt.h"
-
-/* PRIVATE_B64 of a fresh key: base64 of its PEM PKCS#8 text, optionally encrypted */
-static char *private_b64(EVP_PKEY *pkey, int encrypt)
-{
-	BIO *bio = BIO_new(BIO_s_mem());
-	char *pem, *b64 = NULL;
-	long n;
-
-	if (!bio)
-		return NULL;
-	if (PEM_write_bio_PrivateKey(bio, pkey, encrypt ? EVP_aes_128_cbc() : NULL,
-				     encrypt ? (unsigned char *)"pw" : NULL, encrypt ? 2 : 0, NULL,
-				     NULL) == 1) {
-		n = BIO_get_mem_data(bio, &pem);
-		b64 = calloc(1, (size_t)n / 3 * 4 + 8);
-		if (b64)
-			EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)pem, (int)n);
-	}
-	BIO_free(bio);
-	return b64;
-}
+#include "testkey.h"
 
 static void test_b64url(void)
 {
@@ -61,9 +41,10 @@ static void test_signing_input(void)
 	 * {"alg":"ES256","kid":"k1","typ":"JWT"} .
 	 * {"sub":"s1","scp":["read","a\"b\u0001"],"iat":1796054400,"exp":1796054700}
 	 */
-	CHECK_STR(in, "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0."
-		      "eyJzdWIiOiJzMSIsInNjcCI6WyJyZWFkIiwiYVwiYlx1MDAwMSJdLCJpYXQiOjE3OTYwNTQ0MDAsImV4"
-		      "cCI6MTc5NjA1NDcwMH0");
+	CHECK_STR(in,
+		  "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0."
+		  "eyJzdWIiOiJzMSIsInNjcCI6WyJyZWFkIiwiYVwiYlx1MDAwMSJdLCJpYXQiOjE3OTYwNTQ0MDAsImV4"
+		  "cCI6MTc5NjA1NDcwMH0");
 	free(in);
 }
 
