@@ -68,10 +68,8 @@ int main(int argc, char **argv)
 		free(token);
 	}
 	printf("| signing one request | median, microseconds (%d rounds) |\n|---|---|\n", rounds);
-	printf("| classic msg/sig (zlib, base64, HMAC-SHA256) | %.1f |\n",
-	       median(classic, rounds));
-	printf("| scoped ES256 token (P-256 ECDSA, base64url) | %.1f |\n",
-	       median(scoped, rounds));
+	printf("| classic msg/sig (zlib, base64, HMAC-SHA256) | %.1f |\n", median(classic, rounds));
+	printf("| scoped ES256 token (P-256 ECDSA, base64url) | %.1f |\n", median(scoped, rounds));
 	jwt_key_free(k);
 	free(b64);
 	free(classic);

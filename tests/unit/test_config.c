@@ -374,7 +374,7 @@ __attribute__((format(printf, 3, 4))) static int envparse(struct creds *c, char 
 
 static void test_creds_scoped(void)
 {
-	EVP_PKEY *p256 = EVP_EC_gen("P-256"), *rsa = EVP_RSA_gen(2048);
+	EVP_PKEY *p256 = EVP_EC_gen("P-256"), *rsa = EVP_RSA_gen(1024);
 	char *b64 = p256 ? private_b64(p256, 0) : NULL, *rb64 = rsa ? private_b64(rsa, 0) : NULL;
 	const char *scopes[CREDS_SCOPES];
 	struct creds c;

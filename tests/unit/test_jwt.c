@@ -118,7 +118,7 @@ static void refused(const char *b64, const char *why)
 
 static void test_bad_keys(void)
 {
-	EVP_PKEY *rsa = EVP_RSA_gen(2048), *p384 = EVP_EC_gen("P-384"), *p256 = EVP_EC_gen("P-256");
+	EVP_PKEY *rsa = EVP_RSA_gen(1024), *p384 = EVP_EC_gen("P-384"), *p256 = EVP_EC_gen("P-256");
 	char *b;
 
 	refused("!!!not base64!!!", "is not base64");
