@@ -38,7 +38,11 @@ for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
 PORT=$(cat "$WORK/port")
 mkdir "$MNT"
 
-"$ROOT/build/ingestfs" -o "api_url=http://127.0.0.1:$PORT,credentials=$WORK/credentials,ttl=5" "$MNT"
+OPTS="api_url=http://127.0.0.1:$PORT,credentials=$WORK/credentials,ttl=5"
+echo "\$ ingestfs --check -o $OPTS"
+"$ROOT/build/ingestfs" --check -o "$OPTS"
+echo
+"$ROOT/build/ingestfs" -o "$OPTS" "$MNT"
 
 cd "$MNT"
 run() { echo "\$ $*"; "$@"; echo; }

@@ -9,7 +9,7 @@ set -eu
 
 PKGS="meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3
       libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev
-      python3 python3-pytest rsync tar diffutils findutils grep procps
+      python3 python3-pytest python3-cryptography rsync tar diffutils findutils grep procps
       groff-base mandoc ca-certificates util-linux stress-ng
       restic borgbackup"
 DEB_PKGS="build-essential debhelper dpkg-dev lintian man-db"

@@ -51,7 +51,7 @@ struct cache *cache_new(const struct config *cfg, const struct creds *creds,
 				  cfg->max_response, &c->stopping);
 	if (!c->api_url || !c->endpoint || !c->nodes || !c->http)
 		goto out_free;
-	c->api = api_new(cfg->api_url, cfg->endpoint, creds->user_id, creds->api_key, c->http);
+	c->api = api_new(cfg->api_url, cfg->endpoint, creds, c->http);
 	if (!c->api)
 		goto out_free;
 	if (pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) < 0)

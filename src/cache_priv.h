@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "api.h"
 #include "cache.h"
 #include "feed.h"
 #include "state.h"
@@ -88,19 +89,19 @@ struct cache {
 	/* under lock */
 	struct snapshot *current;
 	struct nodes *nodes;
-	uint64_t generation;	     /* snapshots swapped in */
-	uint64_t refreshes;	     /* successful refreshes, changed or not */
-	size_t status_blobs;	     /* .status versions the kernel still holds */
-	uint64_t requests;	     /* API requests sent */
-	uint64_t status_seq;	     /* .status versions rendered */
-	time_t last_success;	     /* wall s, 0 = never */
-	time_t last_attempt;	     /* wall s */
-	double next_attempt;	     /* monotonic s */
-	unsigned int failures;	     /* consecutive */
-	unsigned int recovered_from; /* failures before the last swap */
-	char last_error[192];	     /* "" = none */
-	size_t last_changes;	     /* notifications of the last swap */
-	bool offline;		     /* serving the saved answer; the API has not answered */
+	uint64_t generation;		/* snapshots swapped in */
+	uint64_t refreshes;		/* successful refreshes, changed or not */
+	size_t status_blobs;		/* .status versions the kernel still holds */
+	uint64_t requests;		/* API requests sent */
+	uint64_t status_seq;		/* .status versions rendered */
+	time_t last_success;		/* wall s, 0 = never */
+	time_t last_attempt;		/* wall s */
+	double next_attempt;		/* monotonic s */
+	unsigned int failures;		/* consecutive */
+	unsigned int recovered_from;	/* failures before the last swap */
+	char last_error[API_ERROR_MAX]; /* "" = none */
+	size_t last_changes;		/* notifications of the last swap */
+	bool offline;			/* serving the saved answer; the API has not answered */
 	struct state_save_stats saves;
 	char save_error[192]; /* "" = none */
 };

@@ -25,6 +25,7 @@ enum {
 	KEY_STATE_DIR,
 	KEY_OFFLINE_START,
 	KEY_EVENTS_MAX,
+	KEY_CHECK,
 };
 
 static const struct fuse_opt config_opts[] = {
@@ -32,6 +33,7 @@ static const struct fuse_opt config_opts[] = {
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
 	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("--check", KEY_CHECK),
 	FUSE_OPT_KEY("api_url=", KEY_API_URL),
 	FUSE_OPT_KEY("ttl=", KEY_TTL),
 	FUSE_OPT_KEY("timeout=", KEY_TIMEOUT),
@@ -240,9 +242,13 @@ static int config_opt_proc(void *data, const char *arg, int key, struct fuse_arg
 	case KEY_VERSION:
 		cfg->show_version = true;
 		return 0;
+	case KEY_CHECK:
+		cfg->check = true;
+		return 0;
 	case KEY_API_URL:
 		if (config_check_url(val, cfg->error, sizeof(cfg->error)) < 0)
 			return -1;
+		cfg->api_url_given = true;
 		return config_set_str(&cfg->api_url, val) ? -1 : 0;
 	case KEY_ENDPOINT:
 		if (strncmp(val, "/api/", 5) != 0 || strpbrk(val, "?# \t\r\n")) {
@@ -330,6 +336,46 @@ static int config_opt_proc(void *data, const char *arg, int key, struct fuse_arg
 	}
 }
 
+/* plain http:// only to loopback, unless the user says so */
+static int config_check_transport(struct config *cfg, const char *what)
+{
+	if (strncmp(cfg->api_url, "http://", 7) == 0 && !cfg->insecure_http &&
+	    !config_url_is_loopback(cfg->api_url)) {
+		/* a captured signature replays for minutes, and the answer is forgeable */
+		snprintf(cfg->error, sizeof(cfg->error),
+			 "%s %.80s is plain http:// to a host that is not loopback; use "
+			 "https://, or -o insecure_http if you really mean it",
+			 what, cfg->api_url);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int config_take_root_url(struct config *cfg, const char *root_url)
+{
+	const char *host = strstr(root_url, "://");
+	char *origin;
+
+	if (!root_url[0] || cfg->api_url_given)
+		return 0;
+	if (config_check_url(root_url, cfg->error, sizeof(cfg->error)) < 0) {
+		snprintf(cfg->error, sizeof(cfg->error),
+			 "ROOT_URL of the credentials is not an http(s) URL ingestfs accepts; "
+			 "give -o api_url= instead");
+		return -EINVAL;
+	}
+	/* the API's paths are absolute: of ROOT_URL only the origin counts */
+	host += 3;
+	origin = strndup(root_url, (size_t)(host - root_url) + strcspn(host, "/"));
+	if (!origin) {
+		snprintf(cfg->error, sizeof(cfg->error), "out of memory");
+		return -ENOMEM;
+	}
+	free(cfg->api_url);
+	cfg->api_url = origin;
+	return config_check_transport(cfg, "ROOT_URL");
+}
+
 int config_parse(struct fuse_args *args, struct config *cfg)
 {
 	cfg->error[0] = '\0';
@@ -338,15 +384,8 @@ int config_parse(struct fuse_args *args, struct config *cfg)
 			snprintf(cfg->error, sizeof(cfg->error), "cannot parse options");
 		return -EINVAL;
 	}
-	if (strncmp(cfg->api_url, "http://", 7) == 0 && !cfg->insecure_http &&
-	    !config_url_is_loopback(cfg->api_url)) {
-		/* a captured msg/sig pair replays for minutes, and the answer is forgeable */
-		snprintf(cfg->error, sizeof(cfg->error),
-			 "api_url %.80s is plain http:// to a host that is not loopback; use "
-			 "https://, or -o insecure_http if you really mean it",
-			 cfg->api_url);
+	if (config_check_transport(cfg, "api_url") < 0)
 		return -EINVAL;
-	}
 	/* hand the mount point back for fuse_parse_cmdline() */
 	if (cfg->mountpoint && fuse_opt_add_arg(args, cfg->mountpoint) < 0)
 		return -ENOMEM;

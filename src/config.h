@@ -13,6 +13,7 @@
 
 struct config {
 	char *api_url;	     /* malloc'd; validated http(s) URL without userinfo */
+	bool api_url_given;  /* by -o api_url=, which a ROOT_URL does not override */
 	char *endpoint;	     /* malloc'd; starts with /api/ */
 	char *credentials;   /* malloc'd path, or NULL for the default */
 	double ttl;	     /* seconds between refreshes */
@@ -27,6 +28,7 @@ struct config {
 	char *mountpoint;    /* malloc'd, or NULL when none was given */
 	bool show_help;
 	bool show_version;
+	bool check;	 /* --check: one signed request, one line, no mount */
 	char error[256]; /* why config_parse failed; one line */
 };
 
@@ -37,7 +39,7 @@ void config_free(struct config *cfg);
 /*
  * config_parse - take ingestfs' own options (-o api_url=..., ttl, timeout,
  * credentials, endpoint, max_response, insecure_http, state_dir,
- * offline_start; -h/--help, -V/--version) out of
+ * offline_start, events_max; -h/--help, -V/--version, --check) out of
  * @args, leaving libfuse's for fuse_parse_cmdline().  Also takes the
  * positional arguments ([SOURCE] MOUNTPOINT, as mount.fuse3 passes them)
  * and drops fstab-only options (noauto, nofail, _netdev, x-*, ...) that
@@ -45,6 +47,14 @@ void config_free(struct config *cfg);
  * cfg->error.
  */
 int config_parse(struct fuse_args *args, struct config *cfg);
+
+/*
+ * config_take_root_url - the origin (scheme, host, port) of a scoped key's
+ * ROOT_URL becomes the API base URL, unless -o api_url= was given or
+ * @root_url is "".  The same rules as for api_url apply.  0, or -EINVAL
+ * with cfg->error.
+ */
+int config_take_root_url(struct config *cfg, const char *root_url);
 
 /* config_parse_seconds - decimal seconds in [@min, @max]; 0 or -EINVAL */
 int config_parse_seconds(const char *s, double min, double max, double *out);

@@ -107,12 +107,23 @@ static size_t http_header_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct http_xfer *x = arg;
 	size_t n = size * nmemb;
-	static const char name[] = "retry-after:";
+	static const char name[] = "retry-after:", date[] = "date:";
 	char value[128];
 
 	/* a new status line starts a new header block (e.g. after 100) */
-	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0)
+	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
 		x->resp->retry_after = -1;
+		x->resp->date = 0;
+	}
+	if (n > sizeof(date) - 1 && n < sizeof(value) + sizeof(date) &&
+	    strncasecmp(data, date, sizeof(date) - 1) == 0) {
+		time_t when;
+
+		memcpy(value, data + sizeof(date) - 1, n - (sizeof(date) - 1));
+		value[n - (sizeof(date) - 1)] = '\0';
+		when = curl_getdate(value, NULL);
+		x->resp->date = when > 0 ? (long long)when : 0;
+	}
 	if (n > sizeof(name) - 1 && strncasecmp(data, name, sizeof(name) - 1) == 0) {
 		size_t vlen = n - (sizeof(name) - 1);
 
@@ -210,9 +221,18 @@ static int http_errno(CURLcode rc, const struct http_xfer *x, bool cancelled)
 	}
 }
 
-int http_get(struct http_client *hc, const char *url, struct http_response *resp, char *err,
-	     size_t errlen)
+/* curl keeps its own copy of each header: wipe it before it is freed */
+static void http_free_headers(struct curl_slist *list)
 {
+	for (struct curl_slist *h = list; h; h = h->next)
+		explicit_bzero(h->data, strlen(h->data));
+	curl_slist_free_all(list);
+}
+
+int http_get(struct http_client *hc, const char *url, const char *header,
+	     struct http_response *resp, char *err, size_t errlen)
+{
+	struct curl_slist *headers = NULL;
 	struct http_xfer x = {
 		.curl = hc->curl, .hc = hc, .resp = resp, .max_bytes = hc->max_bytes
 	};
@@ -222,6 +242,14 @@ int http_get(struct http_client *hc, const char *url, struct http_response *resp
 
 	memset(resp, 0, sizeof(*resp));
 	resp->retry_after = -1;
+	if (header) {
+		headers = curl_slist_append(NULL, header);
+		if (!headers) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	curl_easy_setopt(hc->curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(hc->curl, CURLOPT_URL, url);
 	curl_easy_setopt(hc->curl, CURLOPT_WRITEDATA, &x);
 	curl_easy_setopt(hc->curl, CURLOPT_HEADERDATA, &x);
@@ -231,8 +259,10 @@ int http_get(struct http_client *hc, const char *url, struct http_response *resp
 	rc = curl_easy_perform(hc->curl);
 	resp->ms = (http_now() - x.start) * 1e3;
 	curl_easy_getinfo(hc->curl, CURLINFO_RESPONSE_CODE, &resp->status);
-	/* the URL carries a signature: never keep it in the handle longer */
+	/* the URL or the header carries a signature: never keep it in the handle longer */
 	curl_easy_setopt(hc->curl, CURLOPT_URL, "");
+	curl_easy_setopt(hc->curl, CURLOPT_HTTPHEADER, NULL);
+	http_free_headers(headers);
 
 	if (!resp->body) {
 		resp->body = calloc(1, 1);

@@ -13,6 +13,7 @@ struct http_response {
 	char *body;	  /* malloc'd, NUL-terminated; owned by the response */
 	size_t len;	  /* bytes in body, without the NUL */
 	long retry_after; /* seconds from a Retry-After header, -1 if none */
+	long long date;	  /* the Date header, seconds since 1970; 0 if none */
 	double ms;	  /* wall time of the whole request, milliseconds */
 };
 
@@ -39,14 +40,16 @@ struct http_client *http_client_new(const char *user_agent, long timeout_ms, siz
 void http_client_free(struct http_client *hc);
 
 /*
- * http_get - GET @url into @resp (zeroed first).  Returns 0 when any HTTP
+ * http_get - GET @url into @resp (zeroed first), with one more request
+ * header @header ("Name: value") unless NULL; a header holds a credential,
+ * so curl's copy of it is wiped after the request.  Returns 0 when any HTTP
  * answer arrived (check resp->status), else -errno with a short cause in
  * @err: -ETIMEDOUT, -ECONNREFUSED, -EFBIG (over max_bytes), -ECANCELED,
  * -EIO.  The error text never contains the URL.  Free with
  * http_response_free() in every case.
  */
-int http_get(struct http_client *hc, const char *url, struct http_response *resp, char *err,
-	     size_t errlen);
+int http_get(struct http_client *hc, const char *url, const char *header,
+	     struct http_response *resp, char *err, size_t errlen);
 void http_response_free(struct http_response *resp);
 
 #endif

@@ -16,6 +16,7 @@
 #include <fuse_lowlevel.h>
 
 #include "cache.h"
+#include "credcheck.h"
 #include "config.h"
 #include "creds.h"
 #include "fs.h"
@@ -31,6 +32,7 @@ static pthread_t main_thread;
 static void print_help(const char *prog)
 {
 	printf("usage: %s [-f] [-d] [-s] [-o OPT[,OPT...]] MOUNTPOINT\n"
+	       "       %s --check [-o OPT[,OPT...]]\n"
 	       "\n"
 	       "Mount the Uplynk ingest point task collection as a read-only folder:\n"
 	       "one folder per task holding state, operation, timestamp and raw.json.\n"
@@ -63,6 +65,8 @@ static void print_help(const char *prog)
 	       "general options:\n"
 	       "    -h, --help             print this help and exit\n"
 	       "    -V, --version          print the version and exit\n"
+	       "    --check                test the credentials: one signed request, one line\n"
+	       "                           (ok: N tasks from URL ...), exit 0 or 1; no mount\n"
 	       "    -f                     stay in the foreground, log to stderr\n"
 	       "    -d                     debug: foreground, log API requests and FUSE calls\n"
 	       "    -s                     single-threaded\n"
@@ -73,11 +77,14 @@ static void print_help(const char *prog)
 	       "mount(8) and fstab: 'ingestfs SOURCE MOUNTPOINT -o ...' (as mount.fuse3 runs it)\n"
 	       "is accepted; SOURCE is ignored, and so are noauto, nofail, _netdev, x-*.\n"
 	       "\n"
-	       "Credentials come from UPLYNK_USER_ID and UPLYNK_API_KEY when both are set,\n"
-	       "else from the credentials file (user_id = ..., api_key = ...; mode 0600).\n"
+	       "Credentials: a classic key (user_id = ..., api_key = ...) or a scoped key\n"
+	       "(the .env file Uplynk hands out, unchanged: KID, SUB, PRIVATE_B64, SCP), in\n"
+	       "the credentials file (mode 0600), or in UPLYNK_USER_ID and UPLYNK_API_KEY, or\n"
+	       "UPLYNK_KID, UPLYNK_SUB, UPLYNK_PRIVATE_B64 and UPLYNK_SCP.  A read-only\n"
+	       "scoped key is the safest choice.\n"
 	       "Follow changes: tail -F MOUNTPOINT/.events | grep --line-buffered FAILED\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n",
-	       prog);
+	       prog, prog);
 }
 
 static void on_sighup(int sig)
@@ -203,6 +210,48 @@ out_unmount:
 	return ret;
 }
 
+/* The credentials, and the API URL a scoped key's ROOT_URL gives; 0 or -1 (said). */
+static int load_creds(struct config *cfg, struct creds *creds)
+{
+	char err[512];
+
+	if (creds_load(cfg->credentials, creds, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ingestfs: %s\n", err);
+		return -1;
+	}
+	if (config_take_root_url(cfg, creds->root_url) < 0) {
+		fprintf(stderr, "ingestfs: %s\n", cfg->error);
+		creds_wipe(creds);
+		return -1;
+	}
+	return 0;
+}
+
+/* ingestfs --check: one request, one line, 0 or 1; nothing mounted. */
+static int run_check(struct config *cfg)
+{
+	struct creds creds;
+	char line[512];
+	int ret;
+
+	if (load_creds(cfg, &creds) < 0)
+		return EXIT_FAIL;
+	if (http_global_init() < 0) {
+		fprintf(stderr, "ingestfs: cannot initialise libcurl\n");
+		creds_wipe(&creds);
+		return EXIT_FAIL;
+	}
+	ret = check_credentials(cfg, &creds, line, sizeof(line));
+	creds_wipe(&creds);
+	http_global_cleanup();
+	if (ret < 0) {
+		fprintf(stderr, "ingestfs: %s\n", line);
+		return EXIT_FAIL;
+	}
+	printf("%s\n", line);
+	return EXIT_OK;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -241,6 +290,10 @@ int main(int argc, char *argv[])
 		ret = EXIT_OK;
 		goto out_free_args;
 	}
+	if (cfg.check) {
+		ret = run_check(&cfg);
+		goto out_free_args;
+	}
 	if (fuse_parse_cmdline(&args, &opts) != 0)
 		goto out_free_args;
 	if (!opts.mountpoint) {
@@ -262,13 +315,11 @@ int main(int argc, char *argv[])
 		goto out_fs; /* a usage error: libfuse has said which option */
 
 	ret = EXIT_FAIL;
-	if (creds_load(cfg.credentials, &creds, err, sizeof(err)) < 0) {
-		fprintf(stderr, "ingestfs: %s\n", err);
+	if (load_creds(&cfg, &creds) < 0)
 		goto out_session;
-	}
 	/* the folder is named after the user, so it comes after the credentials */
-	if (!cfg.no_state && state_dir_open(cfg.state_dir, cfg.api_url, cfg.endpoint, creds.user_id,
-					    &state, err, sizeof(err)) < 0) {
+	if (!cfg.no_state && state_dir_open(cfg.state_dir, cfg.api_url, cfg.endpoint,
+					    creds_owner(&creds), &state, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ingestfs: %s\n", err);
 		creds_wipe(&creds);
 		goto out_session;

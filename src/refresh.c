@@ -223,7 +223,7 @@ static void cache_refresh(struct cache *c)
 {
 	struct snapshot *next = NULL;
 	struct fetched got;
-	char err[192];
+	char err[API_ERROR_MAX];
 	long retry_after;
 	double t0 = mono_now(), delay;
 	int ret;
@@ -339,7 +339,7 @@ int cache_first_fetch(struct cache *c, char *err, size_t errlen)
 {
 	struct snapshot *s;
 	struct fetched got;
-	char why[192];
+	char why[API_ERROR_MAX];
 	long retry_after;
 	int64_t now;
 	int ret;

@@ -53,6 +53,9 @@ static int status_render(struct cache *c, char *buf, size_t len)
 		"api_url: %s\n"
 		"endpoint: %s\n"
 		"transport: %s\n"
+		"auth: %s\n"
+		"kid: %s\n"
+		"scopes: %s\n"
 		"ttl: %g\n"
 		"tasks: %zu\n"
 		"generation: %llu\n"
@@ -81,7 +84,9 @@ static int status_render(struct cache *c, char *buf, size_t len)
 		"events_lines: %llu\n"
 		"events_last: %s\n"
 		"events_error: %s\n",
-		c->api_url, c->endpoint, c->transport, c->ttl, s ? s->ntasks : 0,
+		c->api_url, c->endpoint, c->transport, api_auth_kind(c->api),
+		*api_kid(c->api) ? api_kid(c->api) : "none",
+		*api_scopes(c->api) ? api_scopes(c->api) : "none", c->ttl, s ? s->ntasks : 0,
 		(unsigned long long)c->generation, (unsigned long long)c->refreshes,
 		(unsigned long long)c->requests, succ, att,
 		(long long)(c->last_success ? now - c->last_success : -1),

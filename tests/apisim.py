@@ -2,14 +2,17 @@
 """Local simulator of the Uplynk API collection used by ingestfs tests.
 
 Serves GET /api/v4/managed-slicer/ingest-points/tasks (and the slicers/tasks
-twin) with Uplynk-style msg/sig request authentication, plus an
-unauthenticated control API under /_sim/ that lets tests change the data,
-inject faults and read statistics.
+twin) with Uplynk-style request authentication, classic msg/sig or a
+scoped key's ES256 token in X-Auth-Uplynk-Jwt (checked with Debian's
+python3-cryptography, imported only when a scoped key is registered), plus
+an unauthenticated control API under /_sim/ that lets tests change the
+data, register scoped keys, move the clock, inject faults and read
+statistics.
 
 Usage:
     apisim.py --port-file PATH [--credentials FILE] [--tasks N] [--log FILE]
 
-Standard library only.
+Standard library only, but for python3-cryptography for scoped keys.
 """
 
 import argparse
@@ -36,6 +39,11 @@ DEFAULT_USER = "1234567890abcdefghijklmnopqrstu"
 DEFAULT_KEY = "1234567890abcdefghijklmnopqrstuvwxyz1234"
 
 TIMESTAMP_WINDOW = 300          # seconds either side of "now"
+JWT_HEADER = "X-Auth-Uplynk-Jwt"
+JWT_MAX_TTL = 300               # longest exp - iat a scoped token may ask for
+# The scope the task collections need.  Uplynk's real scope names are not
+# known here; this stands in for "may read ingest point tasks".
+REQUIRED_SCOPE = "ingest-points:read"
 MAX_MSG_INFLATED = 64 * 1024    # bound on the decompressed msg size
 MAX_CONTROL_BODY = 1 << 30      # bound on control request bodies
 
@@ -199,6 +207,98 @@ def verify(query_msg, query_sig, user, key, now, window=TIMESTAMP_WINDOW):
     return 200, "ok"
 
 
+def b64url_decode(text):
+    """Unpadded base64url, strictly: nothing but its alphabet."""
+    if not isinstance(text, str) or len(text) % 4 == 1 or \
+            text.strip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def verify_jwt(token, keys, now, required_scope, window=TIMESTAMP_WINDOW):
+    """Check a scoped key's ES256 token, with our own reading of RFC 7515/7519.
+
+    keys: kid -> {"sub", "public" (an EC public key), "scopes" (a set)}.
+    Returns (200, "ok") or (401|403, short reason): 401 for a token that
+    does not prove who sent it, 403 for one that does but may not read.
+    """
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    parts = token.split(".")
+    if len(parts) != 3:
+        return 401, "token is not three dot-separated parts"
+    try:
+        header = json.loads(b64url_decode(parts[0]).decode("utf-8"))
+        claims = json.loads(b64url_decode(parts[1]).decode("utf-8"))
+        sig = b64url_decode(parts[2])
+    except (ValueError, UnicodeDecodeError):
+        return 401, "token is not base64url JSON"
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return 401, "token header or claims are not JSON objects"
+    if header.get("alg") != "ES256":
+        return 401, "alg is not ES256"
+    if header.get("typ") != "JWT":
+        return 401, "typ is not JWT"
+    kid = header.get("kid")
+    key = keys.get(kid) if isinstance(kid, str) else None
+    if key is None:
+        return 401, "unknown kid"
+    if len(sig) != 64:
+        return 401, "signature is not 64 bytes (r || s)"
+    der = encode_dss_signature(int.from_bytes(sig[:32], "big"),
+                               int.from_bytes(sig[32:], "big"))
+    try:
+        key["public"].verify(der, (parts[0] + "." + parts[1]).encode("ascii"),
+                             ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return 401, "bad signature"
+    if claims.get("sub") != key["sub"]:
+        return 401, "sub is not the key's"
+    iat, exp = claims.get("iat"), claims.get("exp")
+    if not is_int(iat) or not is_int(exp):
+        return 401, "missing or non-integer iat or exp"
+    if abs(iat - int(now)) > window:
+        return 401, "iat outside the window"
+    if exp - iat > JWT_MAX_TTL:
+        return 401, "lifetime over %d s" % JWT_MAX_TTL
+    if exp <= int(now):
+        return 401, "token expired"
+    scp = claims.get("scp")
+    if not isinstance(scp, list) or not all(isinstance(x, str) for x in scp):
+        return 401, "scp is not a list of strings"
+    if not set(scp) <= key["scopes"]:
+        return 403, "token claims scopes the key does not have"
+    if required_scope not in scp:
+        return 403, "missing scope %s" % required_scope
+    return 200, "ok"
+
+
+def jwt_kid(token):
+    """The kid a token names, for the statistics; None when unreadable."""
+    try:
+        kid = json.loads(b64url_decode(token.split(".")[0]).decode("utf-8")).get("kid")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    return kid if isinstance(kid, str) else None
+
+
+def load_public_key(pem):
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    key = load_pem_public_key(pem.encode("ascii"))
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise ControlError(400, "public_pem is not a P-256 key")
+    return key
+
+
 def read_credentials(path):
     creds = {}
     with open(path, "r", encoding="utf-8") as f:
@@ -246,9 +346,6 @@ def validate_fault(spec):
     unknown = set(spec) - FAULT_KEYS
     if unknown:
         raise ControlError(400, "unknown fault keys: %s" % sorted(unknown))
-
-    def is_int(v):
-        return isinstance(v, int) and not isinstance(v, bool)
 
     status = spec.get("status")
     if status is not None and not (is_int(status) and 100 <= status <= 999):
@@ -311,9 +408,14 @@ class SimState:
             self.auth_failures = 0
             self.faults = 0
             self.last_auth_error = None
+            self.last_auth_kind = None
+            self.last_kid = None
             self.last_user_agent = None
             self.last_query_keys = []
             self.max_skew = TIMESTAMP_WINDOW
+            self.clock_offset = 0
+            self.scoped_keys = {}
+            self.required_scope = REQUIRED_SCOPE
             self._invalidate()
 
     def _invalidate(self):
@@ -382,6 +484,22 @@ class SimState:
                     return encode_json(adjust_item(it, route))
         return None
 
+    def now(self):
+        """The simulator's clock: the machine's, moved by clock_offset."""
+        return time.time() + self.clock_offset
+
+    def add_scoped_key(self, spec):
+        if not isinstance(spec, dict):
+            raise ControlError(400, "a scoped key is an object")
+        kid, sub, pem, scopes = (spec.get(k) for k in ("kid", "sub", "public_pem", "scopes"))
+        if not (isinstance(kid, str) and kid and isinstance(sub, str) and sub
+                and isinstance(pem, str) and isinstance(scopes, list)
+                and all(isinstance(x, str) for x in scopes)):
+            raise ControlError(400, "need kid, sub, public_pem and a list of scopes")
+        key = {"sub": sub, "public": load_public_key(pem), "scopes": set(scopes)}
+        with self.lock:
+            self.scoped_keys[kid] = key
+
     def stats(self):
         with self.lock:
             return {
@@ -390,6 +508,8 @@ class SimState:
                 "auth_failures": self.auth_failures,
                 "faults": self.faults,
                 "last_auth_error": self.last_auth_error,
+                "last_auth_kind": self.last_auth_kind,
+                "last_kid": self.last_kid,
                 "last_user_agent": self.last_user_agent,
                 "last_query_keys": list(self.last_query_keys),
             }
@@ -488,6 +608,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - silence stderr
         pass
+
+    def date_time_string(self, timestamp=None):
+        """The Date header, from the simulator's clock (see clock_offset)."""
+        return super().date_time_string(self.state.now() if timestamp is None else timestamp)
 
     def log_error(self, format, *args):  # noqa: A002
         pass
@@ -699,6 +823,31 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.max_skew = v
             return None
+        if path == "/_sim/scoped_keys":
+            need("POST", "DELETE")
+            if m == "POST":
+                st.add_scoped_key(self._json_body())
+            else:
+                self._read_body()
+                with st.lock:
+                    st.scoped_keys = {}
+            return None
+        if path == "/_sim/clock_offset":
+            need("PUT")
+            v = self._json_body()
+            if not is_int(v):
+                raise ControlError(400, "clock_offset must be an integer")
+            with st.lock:
+                st.clock_offset = v
+            return None
+        if path == "/_sim/required_scope":
+            need("PUT")
+            v = self._json_body()
+            if not isinstance(v, str) or not v:
+                raise ControlError(400, "required_scope must be a string")
+            with st.lock:
+                st.required_scope = v
+            return None
         if path == "/_sim/fault":
             need("POST", "DELETE")
             if m == "POST":
@@ -775,12 +924,27 @@ class Handler(BaseHTTPRequestHandler):
             values.setdefault(k, []).append(v)
         msgs = values.get("msg", [])
         sigs = values.get("sig", [])
-        if len(msgs) > 1 or len(sigs) > 1:
-            status, reason = 401, "duplicate msg or sig parameter"
+        tokens = self.headers.get_all(JWT_HEADER) or []
+        with st.lock:
+            keys, now = dict(st.scoped_keys), st.now()
+            skew, scope = st.max_skew, st.required_scope
+        if tokens and (msgs or sigs):
+            kind, (status, reason) = "both", (401, "both a token and msg/sig")
+        elif len(tokens) > 1:
+            kind, (status, reason) = "scoped", (401, "more than one token")
+        elif tokens:
+            kind = "scoped"
+            status, reason = verify_jwt(tokens[0], keys, now, scope, skew)
+        elif len(msgs) > 1 or len(sigs) > 1:
+            kind, (status, reason) = "classic", (401, "duplicate msg or sig parameter")
         else:
+            kind = "classic"
             status, reason = verify(msgs[0] if msgs else None,
                                     sigs[0] if sigs else None,
-                                    st.user, st.key, time.time(), st.max_skew)
+                                    st.user, st.key, now, skew)
+        with st.lock:
+            st.last_auth_kind = kind
+            st.last_kid = jwt_kid(tokens[0]) if len(tokens) == 1 else None
         if status != 200:
             with st.lock:
                 st.auth_failures += 1

@@ -8,7 +8,7 @@
         ... run ingestfs against sim.url with sim.user / sim.key ...
         assert sim.requests() == 2
 
-Standard library only.
+Standard library only, but for python3-cryptography for scoped keys.
 """
 
 import base64
@@ -106,6 +106,44 @@ def write_credentials(path, user, key):
         f.write("# apisim test credentials\nuser_id = %s\napi_key = %s\n"
                 % (user, key))
     return path
+
+
+REQUIRED_SCOPE = "ingest-points:read"  # what apisim.py asks of a scoped key
+
+
+class ScopedKey:
+    """A scoped API key as Uplynk hands it out: a P-256 key pair, and the
+    .env file (KID, SUB, PRIVATE_B64, SCP) that holds its private half."""
+
+    def __init__(self, kid="kid-1", sub="sub-1", scopes=(REQUIRED_SCOPE,)):
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.kid, self.sub, self.scopes = kid, sub, list(scopes)
+        self.private = ec.generate_private_key(ec.SECP256R1())
+        pem = self.private.private_bytes(serialization.Encoding.PEM,
+                                         serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption())
+        self.private_b64 = base64.b64encode(pem).decode("ascii")
+        self.public_pem = self.private.public_key().public_bytes(
+            serialization.Encoding.PEM,
+            serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+
+    def env_text(self, root_url=None, scopes=None):
+        """The .env file's text, as downloaded."""
+        text = "KID=%s\nSUB=%s\nPRIVATE_B64=%s\nSCP=%s\n" % (
+            self.kid, self.sub, self.private_b64,
+            ",".join(self.scopes if scopes is None else scopes))
+        if root_url:
+            text += "ROOT_URL=%s\n" % root_url
+        return text
+
+    def write_env(self, path, **kw):
+        """Write the .env file readable only by the owner; returns its path."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.env_text(**kw))
+        return os.fspath(path)
 
 
 class Response:
@@ -342,6 +380,20 @@ class Sim:
 
     def clear_fault(self):
         self._call("DELETE", "/_sim/fault")
+
+    def add_scoped_key(self, key, scopes=None):
+        """Let the simulator know a ScopedKey (its public half), granted
+        its own scopes or @scopes."""
+        self._call("POST", "/_sim/scoped_keys", {
+            "kid": key.kid, "sub": key.sub, "public_pem": key.public_pem,
+            "scopes": list(key.scopes if scopes is None else scopes)})
+
+    def set_clock_offset(self, seconds):
+        """Move the simulator's clock (and its Date header) by seconds."""
+        self._call("PUT", "/_sim/clock_offset", seconds)
+
+    def set_required_scope(self, scope):
+        self._call("PUT", "/_sim/required_scope", scope)
 
     # ---- API client helpers (for tests of the simulator itself)
 

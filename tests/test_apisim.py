@@ -229,8 +229,8 @@ def test_live_auth_failures(sim):
 def test_stats_count_requests(sim):
     st = sim.stats()
     assert st == {"requests": 0, "ok": 0, "auth_failures": 0, "faults": 0,
-                  "last_auth_error": None, "last_user_agent": None,
-                  "last_query_keys": []}
+                  "last_auth_error": None, "last_auth_kind": None, "last_kid": None,
+                  "last_user_agent": None, "last_query_keys": []}
     sim.get(headers={"User-Agent": "ingestfs/test"}, query="x=1")
     sim.get(signed=False)
     sim.get()
@@ -251,6 +251,103 @@ def test_stats_count_requests(sim):
     assert sim.requests() == 5
     sim.reset()
     assert sim.stats()["requests"] == 0
+
+
+# ---- scoped keys: the verifier, tested with tokens made here, not by ingestfs
+
+def make_token(key, header=None, claims=None, now=VECTOR_NOW, der=False, raw_sig=None):
+    """An ES256 JWT by the book (RFC 7515), made with python3-cryptography."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    h = {"alg": "ES256", "kid": key.kid, "typ": "JWT"}
+    h.update(header or {})
+    c = {"sub": key.sub, "scp": key.scopes, "iat": now, "exp": now + 300}
+    c.update(claims or {})
+    head = b64(json.dumps(h).encode()) + "." + b64(json.dumps(c).encode())
+    sig = key.private.sign(head.encode(), ec.ECDSA(hashes.SHA256()))
+    if not der:
+        r, s_ = decode_dss_signature(sig)
+        sig = r.to_bytes(32, "big") + s_.to_bytes(32, "big")
+    return head + "." + b64(raw_sig if raw_sig is not None else sig)
+
+
+@pytest.fixture
+def scoped():
+    k = simctl.ScopedKey()
+    return k, {k.kid: {"sub": k.sub, "public": apisim.load_public_key(k.public_pem),
+                       "scopes": set(k.scopes)}}
+
+
+def test_jwt_by_the_book_verifies(scoped):
+    k, keys = scoped
+    assert apisim.verify_jwt(make_token(k), keys, VECTOR_NOW, simctl.REQUIRED_SCOPE) == \
+        (200, "ok")
+    assert apisim.verify_jwt(make_token(k), keys, VECTOR_NOW + 299,
+                             simctl.REQUIRED_SCOPE)[0] == 200
+
+
+def test_jwt_refusals(scoped):
+    k, keys = scoped
+    other = simctl.ScopedKey(kid=k.kid, sub=k.sub)
+    good = make_token(k)
+    flipped = good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1]
+    cases = {
+        "alg is not ES256": make_token(k, header={"alg": "HS256"}),
+        "typ is not JWT": make_token(k, header={"typ": "JOSE"}),
+        "unknown kid": make_token(k, header={"kid": "nobody"}),
+        "bad signature": make_token(other),
+        "signature is not 64 bytes (r || s)": make_token(k, der=True),
+        "sub is not the key's": make_token(k, claims={"sub": "someone"}),
+        "iat outside the window": make_token(k, now=VECTOR_NOW - 301),
+        "lifetime over 300 s": make_token(k, claims={"exp": VECTOR_NOW + 301}),
+        "token expired": make_token(k, claims={"exp": VECTOR_NOW}),
+        "missing or non-integer iat or exp": make_token(k, claims={"iat": str(VECTOR_NOW)}),
+        "scp is not a list of strings": make_token(k, claims={"scp": "a,b"}),
+        "token is not three dot-separated parts": good + ".x",
+        "token is not base64url JSON": "e30." + good.split(".", 1)[1].replace("e", "+", 1),
+    }
+    for reason, token in cases.items():
+        assert apisim.verify_jwt(token, keys, VECTOR_NOW, simctl.REQUIRED_SCOPE) == \
+            (401, reason), reason
+    status, _ = apisim.verify_jwt(flipped, keys, VECTOR_NOW, simctl.REQUIRED_SCOPE)
+    assert status == 401
+    # a token that proves who sent it but may not read: 403
+    assert apisim.verify_jwt(make_token(k, claims={"scp": ["other"]}), keys, VECTOR_NOW,
+                             simctl.REQUIRED_SCOPE) == (403, "token claims scopes the key "
+                                                        "does not have")
+    keys[k.kid]["scopes"] = {"other"}
+    assert apisim.verify_jwt(make_token(k, claims={"scp": ["other"]}), keys, VECTOR_NOW,
+                             simctl.REQUIRED_SCOPE) == (403, "missing scope %s"
+                                                        % simctl.REQUIRED_SCOPE)
+
+
+def test_jwt_over_http(sim):
+    k = simctl.ScopedKey()
+    sim.add_scoped_key(k)
+    now = int(time.time())
+    r = sim.get(signed=False, headers={apisim.JWT_HEADER: make_token(k, now=now)})
+    assert r.status == 200 and len(r.json()["items"]) == len(DEFAULT_TASKS)
+    st = sim.stats()
+    assert st["last_auth_kind"] == "scoped" and st["last_kid"] == k.kid
+    # a token and msg/sig at once
+    r = sim.get(signed=True, headers={apisim.JWT_HEADER: make_token(k, now=now)})
+    assert r.status == 401 and sim.stats()["last_auth_error"] == "both a token and msg/sig"
+    # the clock moved: the same token is stale, and the Date header says when it is
+    sim.set_clock_offset(1000)
+    r = sim.get(signed=False, headers={apisim.JWT_HEADER: make_token(k, now=now)})
+    assert r.status == 401 and r.json()["status_code"] == 401
+    from email.utils import parsedate_to_datetime
+    assert abs(parsedate_to_datetime(r.headers["Date"]).timestamp() - now - 1000) < 5
+    sim.set_clock_offset(0)
+    # a missing scope is 403 with an Uplynk error body
+    sim.set_required_scope("other:read")
+    r = sim.get(signed=False, headers={apisim.JWT_HEADER: make_token(k, now=now)})
+    assert r.status == 403 and r.json()["@type"] == "Error"
 
 
 def test_single_item_and_404(sim):

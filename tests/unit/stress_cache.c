@@ -131,7 +131,7 @@ int main(int argc, char **argv)
 {
 	double seconds = argc > 1 ? atof(argv[1]) : 2.0, elapsed;
 	struct config cfg;
-	struct creds creds = { "user", "key" };
+	struct creds creds = { .kind = CREDS_CLASSIC, .user_id = "user", .api_key = "key" };
 	pthread_t th[READERS];
 	struct timespec t0, now;
 	char err[160];

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 /* config: option parsing and the credentials file. */
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "testkey.h"
 #include "config.h"
 #include "creds.h"
 
@@ -357,11 +359,202 @@ static void test_creds_load(void)
 	rmdir(dir);
 }
 
+/* a scoped key's .env file made from @fmt and the keys that follow */
+__attribute__((format(printf, 3, 4))) static int envparse(struct creds *c, char *err,
+							  const char *fmt, ...)
+{
+	char text[8192];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	return cparse(text, c, err);
+}
+
+static void test_creds_scoped(void)
+{
+	EVP_PKEY *p256 = EVP_EC_gen("P-256"), *rsa = EVP_RSA_gen(1024);
+	char *b64 = p256 ? private_b64(p256, 0) : NULL, *rb64 = rsa ? private_b64(rsa, 0) : NULL;
+	const char *scopes[CREDS_SCOPES];
+	struct creds c;
+	char err[200], tail[16];
+
+	CHECK(b64 && rb64);
+	if (!b64 || !rb64)
+		goto out;
+	snprintf(tail, sizeof(tail), "%s", b64 + strlen(b64) - 12);
+
+	/* the downloaded file as it comes, with lines ingestfs does not need */
+	CHECK(envparse(&c, err,
+		       "KID=kid-1\nSUB=sub-1\nPRIVATE_B64=%s\nSCP=ingest:read,slicer:read\n"
+		       "ROOT_URL=https://services.uplynk.com\nNAME=my key\n",
+		       b64) == 0);
+	CHECK(c.kind == CREDS_SCOPED);
+	CHECK_STR(c.kid, "kid-1");
+	CHECK_STR(c.sub, "sub-1");
+	CHECK_STR(c.private_b64, b64);
+	CHECK_STR(c.scp, "ingest:read,slicer:read");
+	CHECK_STR(c.root_url, "https://services.uplynk.com");
+	CHECK_STR(creds_owner(&c), "sub-1");
+	CHECK(creds_split_scopes(c.scp, scopes, CREDS_SCOPES) == 2);
+	CHECK_STR(scopes[0], "ingest:read");
+	CHECK_STR(scopes[1], "slicer:read");
+	/* dotenv habits: quotes, export, blanks around the commas */
+	CHECK(envparse(&c, err,
+		       "export KID=\"kid-1\"\nSUB='sub-1'\nPRIVATE_B64=\"%s\"\n"
+		       "SCP=\" a:read , b:read \"\n",
+		       b64) == 0);
+	CHECK_STR(c.kid, "kid-1");
+	CHECK_STR(c.sub, "sub-1");
+	CHECK_STR(c.scp, "a:read,b:read");
+	CHECK(envparse(&c, err, "KID=k\nSUB=s\nPRIVATE_B64=%s\nSCP=one\n", b64) == 0);
+	CHECK(creds_split_scopes(c.scp, scopes, CREDS_SCOPES) == 1);
+	CHECK_STR(creds_owner(&(struct creds){ .kind = CREDS_CLASSIC, .user_id = "u" }), "u");
+
+	/* each field is needed, and not empty */
+	CHECK(envparse(&c, err, "SUB=s\nPRIVATE_B64=%s\nSCP=a\n", b64) < 0 &&
+	      strstr(err, "no KID line"));
+	CHECK(envparse(&c, err, "KID=k\nPRIVATE_B64=%s\nSCP=a\n", b64) < 0 &&
+	      strstr(err, "no SUB line"));
+	CHECK(envparse(&c, err, "KID=k\nSUB=s\nSCP=a\n%s", "") < 0 &&
+	      strstr(err, "no PRIVATE_B64 line"));
+	CHECK(envparse(&c, err, "KID=k\nSUB=s\nPRIVATE_B64=%s\n", b64) < 0 &&
+	      strstr(err, "no SCP line"));
+	CHECK(c.kid[0] == '\0' && c.private_b64[0] == '\0'); /* wiped on failure */
+	CHECK(envparse(&c, err, "KID=\nSUB=s\nPRIVATE_B64=%s\nSCP=a\n", b64) < 0 &&
+	      strstr(err, "line 1: KID is empty"));
+	CHECK(envparse(&c, err, "KID=k\nSUB=\"\"\nPRIVATE_B64=%s\nSCP=a\n", b64) < 0 &&
+	      strstr(err, "SUB is empty"));
+	CHECK(envparse(&c, err, "KID=\"k\nSUB=s\nPRIVATE_B64=%s\nSCP=a\n", b64) < 0 &&
+	      strstr(err, "unmatched quote"));
+	/* SCP is a list of names */
+	CHECK(envparse(&c, err, "KID=k\nSUB=s\nPRIVATE_B64=%s\nSCP=a,,b\n", b64) < 0 &&
+	      strstr(err, "line 4: SCP is not a list"));
+	CHECK(envparse(&c, err, "KID=k\nSUB=s\nPRIVATE_B64=%s\nSCP=a,\n", b64) < 0 &&
+	      strstr(err, "SCP is not a list"));
+	CHECK(envparse(&c, err, "KID=k\nSUB=s\nPRIVATE_B64=%s\nSCP=a b\n", b64) < 0 &&
+	      strstr(err, "SCP is not a list"));
+	CHECK(envparse(&c, err, "KID=k\nSUB=s\nPRIVATE_B64=%s\nSCP=a\\b\n", b64) < 0 &&
+	      strstr(err, "SCP is not a list"));
+	/* PRIVATE_B64 must be a P-256 key; the error names the field, never the value */
+	CHECK(envparse(&c, err, "KID=k\nSUB=s\nPRIVATE_B64=%s\nSCP=a\n", rb64) < 0 &&
+	      strstr(err, "line 3: PRIVATE_B64") && strstr(err, "P-256"));
+	CHECK(envparse(&c, err, "KID=k\nSUB=s\nPRIVATE_B64=%s\nSCP=a\n", "bm90IGEga2V5") < 0 &&
+	      strstr(err, "PRIVATE_B64") && !strstr(err, "bm90"));
+	CHECK(envparse(&c, err, "KID=k\nSUB=s\nPRIVATE_B64=%s\nPRIVATE_B64=%s\nSCP=a\n", b64, b64) <
+		      0 &&
+	      strstr(err, "given twice") && !strstr(err, tail));
+	CHECK(envparse(&c, err, "KID=k\nSUB=s\nPRIVATE_B64=\"%s\nSCP=a\n", b64) < 0 &&
+	      !strstr(err, tail));
+	/* both kinds, or neither */
+	CHECK(envparse(&c, err, "user_id=u\napi_key=k\nKID=k\nSUB=s\nPRIVATE_B64=%s\nSCP=a\n",
+		       b64) < 0 &&
+	      strstr(err, "both") && !strstr(err, tail));
+	CHECK(cparse("user_id=u\nSCP=a\n", &c, err) < 0 && strstr(err, "both"));
+	CHECK(cparse("# nothing\nNAME=x\n", &c, err) < 0 && strstr(err, "holds no key"));
+	CHECK(cparse("ROOT_URL=https://x\n", &c, err) < 0 && strstr(err, "holds no key"));
+	/* lower-case unknown keys are still typos; upper-case ones belong to the .env file */
+	CHECK(envparse(&c, err, "KID=k\nSUB=s\nPRIVATE_B64=%s\nSCP=a\nkid=x\n", b64) < 0 &&
+	      strstr(err, "unknown key 'kid'"));
+out:
+	free(b64);
+	free(rb64);
+	EVP_PKEY_free(p256);
+	EVP_PKEY_free(rsa);
+}
+
+static void test_creds_env_scoped(void)
+{
+	EVP_PKEY *p256 = EVP_EC_gen("P-256");
+	char *b64 = p256 ? private_b64(p256, 0) : NULL, err[512], *seen;
+	struct creds c;
+
+	CHECK(b64 != NULL);
+	if (!b64)
+		goto out;
+	unsetenv("UPLYNK_USER_ID");
+	unsetenv("UPLYNK_API_KEY");
+	setenv("UPLYNK_KID", "kid-e", 1);
+	setenv("UPLYNK_SUB", "sub-e", 1);
+	setenv("UPLYNK_PRIVATE_B64", b64, 1);
+	setenv("UPLYNK_SCP", "a,b", 1);
+	seen = getenv("UPLYNK_PRIVATE_B64");
+	CHECK(creds_load("/nonexistent", &c, err, sizeof(err)) == 0);
+	CHECK(c.kind == CREDS_SCOPED);
+	CHECK_STR(c.kid, "kid-e");
+	CHECK_STR(c.private_b64, b64);
+	/* read, wiped where it lay, and gone */
+	CHECK(seen[0] == '\0' && seen[10] == '\0');
+	CHECK(!getenv("UPLYNK_KID") && !getenv("UPLYNK_SUB") && !getenv("UPLYNK_PRIVATE_B64") &&
+	      !getenv("UPLYNK_SCP"));
+	creds_wipe(&c);
+
+	/* the same rules as in a file */
+	setenv("UPLYNK_KID", "kid-e", 1);
+	setenv("UPLYNK_SUB", "sub-e", 1);
+	setenv("UPLYNK_PRIVATE_B64", "bm90IGEga2V5", 1);
+	setenv("UPLYNK_SCP", "a", 1);
+	CHECK(creds_load("/nonexistent", &c, err, sizeof(err)) < 0 && strstr(err, "PRIVATE_B64") &&
+	      !strstr(err, "bm90"));
+	CHECK(!getenv("UPLYNK_PRIVATE_B64"));
+	setenv("UPLYNK_KID", "kid-e\nKID=x", 1);
+	setenv("UPLYNK_SUB", "sub-e", 1);
+	setenv("UPLYNK_PRIVATE_B64", b64, 1);
+	setenv("UPLYNK_SCP", "a", 1);
+	CHECK(creds_load("/nonexistent", &c, err, sizeof(err)) < 0 &&
+	      strstr(err, "UPLYNK_KID holds a line break"));
+
+	/* both kinds at once */
+	setenv("UPLYNK_USER_ID", "u", 1);
+	setenv("UPLYNK_API_KEY", "k", 1);
+	setenv("UPLYNK_KID", "kid-e", 1);
+	setenv("UPLYNK_SUB", "sub-e", 1);
+	setenv("UPLYNK_PRIVATE_B64", b64, 1);
+	setenv("UPLYNK_SCP", "a", 1);
+	CHECK(creds_load("/nonexistent", &c, err, sizeof(err)) < 0 && strstr(err, "both") &&
+	      strstr(err, "keep one kind"));
+	CHECK(!getenv("UPLYNK_API_KEY") && !getenv("UPLYNK_PRIVATE_B64"));
+out:
+	free(b64);
+	EVP_PKEY_free(p256);
+}
+
+static void test_root_url(void)
+{
+	const char *argv[] = { "ingestfs", "/mnt", NULL };
+	const char *given[] = { "ingestfs", "-o", "api_url=http://127.0.0.1:9", "/mnt", NULL };
+	struct fuse_args args;
+	struct config cfg;
+
+	/* the origin of ROOT_URL, unless api_url= was given */
+	CHECK(parse(&cfg, &args, argv) == 0);
+	CHECK(config_take_root_url(&cfg, "") == 0);
+	CHECK_STR(cfg.api_url, "https://services.uplynk.com");
+	CHECK(config_take_root_url(&cfg, "https://example.net:8443/api/v4/") == 0);
+	CHECK_STR(cfg.api_url, "https://example.net:8443");
+	CHECK(config_take_root_url(&cfg, "http://127.0.0.1:7") == 0);
+	CHECK_STR(cfg.api_url, "http://127.0.0.1:7");
+	CHECK(config_take_root_url(&cfg, "http://example.net") < 0 &&
+	      strstr(cfg.error, "ROOT_URL") && strstr(cfg.error, "insecure_http"));
+	CHECK(config_take_root_url(&cfg, "ftp://example.net") < 0 && strstr(cfg.error, "ROOT_URL"));
+	fuse_opt_free_args(&args);
+	config_free(&cfg);
+	CHECK(parse(&cfg, &args, given) == 0);
+	CHECK(config_take_root_url(&cfg, "https://example.net") == 0);
+	CHECK_STR(cfg.api_url, "http://127.0.0.1:9");
+	fuse_opt_free_args(&args);
+	config_free(&cfg);
+}
+
 int main(void)
 {
 	test_options();
 	test_creds_parse();
 	test_creds_load();
+	test_creds_scoped();
+	test_creds_env_scoped();
+	test_root_url();
 	test_transport();
 	return check_done("test_config");
 }
