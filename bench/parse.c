@@ -38,7 +38,8 @@ static char *make_body(size_t n, size_t changed, size_t *len)
 	for (size_t i = 0; i < n; i++) {
 		char id[64];
 
-		snprintf(id, sizeof(id), "%08zx-0000-4000-8000-%012zx", (i * 2654435761u) & 0xffffffffu, i);
+		snprintf(id, sizeof(id), "%08zx-0000-4000-8000-%012zx",
+			 (i * 2654435761u) & 0xffffffffu, i);
 		o += (size_t)snprintf(
 			b + o, cap - o,
 			"%s{\"@id\": \"/api/v4/managed-slicer/ingest-points/tasks/%s\", "
@@ -52,8 +53,8 @@ static char *make_body(size_t n, size_t changed, size_t *len)
 	return b;
 }
 
-static double parse(const char *body, size_t len, const struct snapshot *prev,
-		    struct snap_ctx *ctx, struct snapshot **out)
+static double parse(const char *body, size_t len, const struct snapshot *prev, struct snap_ctx *ctx,
+		    struct snapshot **out)
 {
 	char *copy = malloc(len + 1), err[160];
 	double t0;
