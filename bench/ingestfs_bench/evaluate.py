@@ -7,7 +7,8 @@ STEADY_RSS_TARGET, PEAK_RSS_TARGET, REFRESH_CPU_TARGET_S), SCALE_SLACK,
 NOISE_FLOOR_S, NO_SCALE, per_task, fmt_bpt, daemon_rows, below_floor,
 target_size, scale_pair, evaluate, scaling; SAVE_CPU_TARGET_S,
 STATE_SIZE_TARGET, state_ratio; FEED_CPU_TARGET_MS; workload_targets;
-ingestfs_file_bytes, fmt_bytes, peer_rows (the peer against ingestfs).
+ingestfs_file_bytes, fmt_bytes, plural, peer_rows (the peer against
+ingestfs).
 Uses: util, workloads (WORKLOADS), daemon (PATCHED_PER_REFRESH); reads the
 results dict that runner.Bench fills (or a results .json).
 """
@@ -294,6 +295,10 @@ def fmt_bytes(b):
     return "%.1f MiB" % (b / 1048576.0)
 
 
+def plural(k, word):
+    return "%d %s%s" % (k, word, "" if k == 1 else "s")
+
+
 def peer_rows(r):
     """(figure, peer value, ingestfs value, formatter) for one size; None
     when the run had no peer."""
@@ -354,8 +359,8 @@ def peer_rows(r):
         ("%d tasks changed: what was written (last refresh)" % PATCHED_PER_REFRESH,
          "%d files (%d tasks' state and raw.json, answer.json)"
          % (pc[-1]["files"], pc[-1]["changed_tasks"]),
-         "state file (%d saves), %d .events lines" % (dc[-1].get("state_saves") or 0,
-                                                     dc[-1].get("feed_lines") or 0),
+         "state file (%s), %d .events lines" % (
+             plural(dc[-1].get("state_saves") or 0, "save"), dc[-1].get("feed_lines") or 0),
          what),
         ("%d tasks changed: all write(2) bytes, `wchar` (median)" % PATCHED_PER_REFRESH,
          med(pc, lambda x: x.get("io_wchar")), med(dc, lambda x: x.get("io_wchar")),

@@ -19,11 +19,11 @@ against the same simulator in the same run as ingestfs:
   and a reader polls its `state` file every POLL_S until it reads FAILED.
 
 Owns: PEER_SH, POLL_S, RE_FETCH, RE_PEER, spawn_wait, Cron, loadavg,
-read_bytes, PeerMixin (peer_job, du_kib, peer_figures, peer_staleness,
-stale_trials), a part of runner.Bench.
+read_bytes, PeerMixin (peer_job, du_kib, peer_figures, other_cpu,
+peer_staleness, stale_trials), a part of runner.Bench.
 Uses: util, procfs, sim, daemon (RE_SAVE); from Bench: sim, cred, repeat,
 smoke, work, run_groups, failures, peer_ttl, peer_trials, note,
-sample_load, run (workloads), patch_ids (daemon), mount_daemon,
+sample_load, meter_start, meter_stop, run (workloads), patch_ids (daemon), mount_daemon,
 mount_foreground_debug, status, unmount (mounts).
 """
 
@@ -40,7 +40,7 @@ import time
 from .daemon import RE_SAVE
 from .procfs import cpu_seconds, proc_io
 from .sim import apisim, simctl
-from .util import ENV, ROOT, BenchError, log, median, size_label
+from .util import ENV, ROOT, BenchError, busy, log, median, size_label
 
 PEER_SH = os.path.join(ROOT, "bench", "peer.sh")
 POLL_S = 0.01              # the staleness reader's poll interval
@@ -194,6 +194,7 @@ class PeerMixin:
         p["load"] = [loadavg()]
         self.sample_load()
         target = os.path.join(tmpfs, "peer")
+        meter = self.meter_start()
         log("peer: first run of bench/peer.sh onto the tmpfs")
         x = self.peer_job(target)
         p["first"] = x
@@ -253,6 +254,9 @@ class PeerMixin:
             if self.smoke:
                 self.failures.append(msg)
 
+        # (the daemon below is not our child: its CPU would count as others')
+        self.other_cpu(p, "refreshes", meter, label)
+
         # the same bytes as ingestfs
         mnt = os.path.join(sdir, "mnt-peercheck")
         os.mkdir(mnt)
@@ -273,8 +277,20 @@ class PeerMixin:
 
         p["load"].append(loadavg())
         self.sample_load()
+        meter = self.meter_start()
         self.peer_staleness(n, p, target, sdir)
+        self.other_cpu(p, "staleness", meter, label)
         p["load"].append(loadavg())
+
+    def other_cpu(self, p, phase, meter, label):
+        """CPU used by processes outside the benchmark during @phase (the
+        peer's jobs are reaped by the benchmark, so they count as its own)."""
+        m = self.meter_stop(meter)
+        pct = 100.0 * m["other_cpu_s"] / m["wall_s"] if m["wall_s"] else 0.0
+        p.setdefault("other_cpu", {})[phase] = {"pct": pct, "s": m["other_cpu_s"]}
+        if busy(pct, m["other_cpu_s"]):
+            self.note("peer %s at %s: other processes used %.0f%% of a CPU meanwhile; "
+                      "they are suspect" % (phase, label, pct))
 
     # ---- staleness
 

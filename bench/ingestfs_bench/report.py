@@ -3,8 +3,8 @@ figures, scaling, targets, FUSE traffic, notes, smoke checks), what its
 header says about the machine and the build, and --render, which prints
 the report again from a results .json.
 
-Owns: source_version, machine_info, render, render_peer, fmt_other, esc,
-fmt_counts, rerender.
+Owns: source_version, machine_info, render, render_peer, fmt_peer_ratio,
+fmt_other_phase, fmt_other, esc, fmt_counts, rerender.
 Uses: util, evaluate, workloads (WORKLOADS); the results dict that
 runner.Bench fills and the attributes sizes, repeat, notes, smoke and
 failures of a Bench (or of the stand-in that rerender builds).
@@ -123,6 +123,8 @@ def render(results, bench, info, command):
     rows = [daemon_rows(results["sizes"][str(n)]) for n in sizes]
     lim = SCALE_SLACK * pair[1] / pair[0] if pair else None
     for i, (name, _, fmt) in enumerate(rows[0]):
+        if all(rw[i][1] is None for rw in rows):
+            continue  # e.g. the timed mounts of a --peer-only run
         cells = [fmt(rw[i][1]) if rw[i][1] is not None else "n/a" for rw in rows]
         line = "| %s | %s |" % (esc(name), " | ".join(cells))
         if pair:
@@ -230,6 +232,15 @@ def render_peer(r, n):
              % (p["target_fs"], p["ttl"], "clean" if p.get("same_as_ingestfs") else
                 "**DIFFERENT**", p.get("diff_s") or 0, p.get("cron_jobs", 0),
                 p.get("cron_skipped", 0)))
+    loads = [x for x in p.get("load", []) if x is not None]
+    other = p.get("other_cpu", {})
+    if loads or other:
+        L.append("")
+        L.append("1-min load average at the start, before the staleness trials and at the "
+                 "end: %s; other CPU during the refreshes: %s, during the staleness trials: %s."
+                 % (", ".join("%.2f" % x for x in loads) or "n/a",
+                    fmt_other_phase(other.get("refreshes")),
+                    fmt_other_phase(other.get("staleness"))))
     L.append("")
     L.append("| figure | peer | ingestfs | peer / ingestfs |")
     L.append("|---|---:|---:|---:|")
@@ -238,9 +249,20 @@ def render_peer(r, n):
         L.append("| %s | %s | %s | %s |" % (
             esc(name), fmt(vp) if vp is not None else "n/a",
             fmt(vi) if vi is not None else "n/a",
-            fmt_ratio(ratio(vp, vi)) if num and vi else ""))
+            fmt_peer_ratio(ratio(vp, vi)) if num and vi else ""))
     L.append("")
     return L
+
+
+def fmt_peer_ratio(x):
+    return "> 1000x" if x is not None and x > 1000 else fmt_ratio(x)
+
+
+def fmt_other_phase(o):
+    if not o:
+        return "n/a"
+    return "%.0f%% of a CPU (%.2f s)%s" % (o["pct"], o["s"],
+                                            " **busy**" if busy(o["pct"], o["s"]) else "")
 
 
 def fmt_other(w):
