@@ -18,9 +18,14 @@ WORK=$(mktemp -d /tmp/ingestfs-demo.XXXXXX)
 MNT=$WORK/mnt
 SIM_PID=
 cleanup() {
+	# also when interrupted while showing the mount: leave it first, and
+	# let no failed step keep the others from running
+	cd /
 	if [ "$KEEP" = 0 ]; then
-		mountpoint -q "$MNT" 2>/dev/null && fusermount3 -u "$MNT"
-		[ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null
+		if mountpoint -q "$MNT" 2>/dev/null; then
+			fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -u -z "$MNT" || true
+		fi
+		[ -z "$SIM_PID" ] || kill "$SIM_PID" 2>/dev/null || true
 		rm -rf "$WORK"
 	fi
 }
