@@ -176,6 +176,40 @@ static int build_files(struct arena *a, struct snap_ctx *ctx, const struct snaps
 	return ret;
 }
 
+/*
+ * The item's bytes did not change: its files are @pt's, bytes, node ids
+ * and times, which is what parsing it again would give.  Copied into this
+ * snapshot's arena (a snapshot owns all its bytes).
+ */
+static int reuse_task(struct arena *a, const struct snapshot *prev, const struct snap_task *pt,
+		      struct snap_task *t)
+{
+	t->mtime = pt->mtime;
+	t->strings = pt->strings;
+	for (int k = 0; k < SNAP_NKINDS; k++) {
+		const struct snap_file *pf = &pt->file[k];
+		int64_t off;
+
+		if (!pf->nodeid)
+			continue;
+		/* the stored length counts the final newline that arena_add adds */
+		off = arena_add(a, snap_file_data(prev, pf), pf->len - 1, true);
+		if (off < 0)
+			return (int)off;
+		t->file[k] = *pf;
+		t->file[k].off = (uint32_t)off;
+	}
+	return 0;
+}
+
+/* the keyed hash of an item's bytes: another domain than ids and bodies */
+static uint64_t item_hash(const uint64_t hash_key[2], const char *item, size_t len)
+{
+	const uint64_t k[2] = { hash_key[0], ~hash_key[1] };
+
+	return hash_siphash24(k, item, len);
+}
+
 /* Build task @t from the item @r names, parsed now and freed before returning. */
 static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapshot *prev,
 		      const char *body, const struct item_list *l, const struct item_ref *r,
@@ -194,6 +228,11 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 		return (int)off;
 	t->id_off = (uint32_t)off;
 	t->id_len = r->id_len;
+	t->item_hash = item_hash(ctx->hash_key, body + r->off, r->len);
+	if (pt && pt->item_hash == t->item_hash && !ctx->no_reuse) {
+		ctx->reused++;
+		return reuse_task(a, prev, pt, t);
+	}
 	ret = json_item_parse(body + r->off, r->len, &item);
 	if (ret < 0)
 		return ret;
@@ -283,6 +322,7 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 	}
 	atomic_init(&s->refs, 1);
 	ctx->stamped = false;
+	ctx->reused = 0;
 	ret = items_collect(body, len, ctx->hash_key, &l, &s->stats, err, errlen);
 	if (ret < 0)
 		goto out_free_snap;

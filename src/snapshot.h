@@ -99,8 +99,9 @@ struct snap_file {
 };
 
 struct snap_task {
-	uint64_t key;  /* keyed hash of the id: readdir order, cookie, inode */
-	int64_t mtime; /* s; the task's timestamp */
+	uint64_t key;	    /* keyed hash of the id: readdir order, cookie, inode */
+	uint64_t item_hash; /* keyed hash of the item's bytes: unchanged items are reused */
+	int64_t mtime;	    /* s; the task's timestamp */
 	uint32_t id_off, id_len;
 	uint32_t strings; /* bit k: field k was a JSON string */
 	struct snap_file file[SNAP_NKINDS];
@@ -133,13 +134,18 @@ struct snap_ctx {
 	int64_t newest_ns;    /* the latest mtime given out; parse never lowers it */
 	bool stamped;	      /* this parse has given out a stamp... */
 	int64_t first_ns;     /* ...and this was the first */
+	bool no_reuse;	      /* tests: build every task from its item, reuse nothing */
+	size_t reused;	      /* tasks the last parse took over from @prev unparsed */
 };
 
 extern const char *const snap_file_names[SNAP_NKINDS];
 
 /*
  * snapshot_parse - build a snapshot from an API answer.  @prev (may be
- * NULL) lends node ids and mtimes to files whose content did not change.
+ * NULL) lends node ids and mtimes to files whose content did not change,
+ * and a task whose item has the same bytes as in @prev (same keyed hash)
+ * is copied from it without being parsed again: the result is the one a
+ * full build would give, at the cost of a memcpy.
  * @body may be rewritten in place (same length), see json_answer_parse().  Returns 0 with *@out
  * holding one reference, or -EINVAL/-ENOMEM/-E2BIG with a one-line cause in
  * @err.  Pure: no clock, no I/O, no locks.
