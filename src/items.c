@@ -2,7 +2,10 @@
 /* Which items of an answer get a folder, within a memory budget. */
 #include "items.h"
 
+#include "radix.h"
+
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,7 +227,9 @@ static void drop_repeats(struct item_list *l, struct snap_stats *st)
 
 	if (!l->n)
 		return; /* and l->v may be NULL, which qsort must not see */
-	qsort(l->v, l->n, sizeof(*l->v), ref_cmp);
+	/* stable: of equal keys, the answer's order (idx) stays */
+	if (radix_sort_u64(l->v, l->n, sizeof(*l->v), offsetof(struct item_ref, key)) < 0)
+		qsort(l->v, l->n, sizeof(*l->v), ref_cmp);
 	for (size_t i = 0; i < l->n; i++) {
 		const struct item_ref *r = &l->v[i], *first = kept ? &l->v[kept - 1] : NULL;
 

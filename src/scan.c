@@ -3,6 +3,7 @@
 #include "scan.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,23 @@ static bool is_hex(char c)
 }
 
 /* A string token at sc->pos; on return sc->pos is past its closing quote. */
+/*
+ * Whether any of the 8 bytes of @w is a quote, a backslash, a control
+ * byte or not ASCII: what the string loop must look at one by one.  Once
+ * every byte is below 0x80, a byte x - n (n <= 0x20) has its high bit set
+ * only when it wrapped (x < n) or a lower byte wrapped before it, so the
+ * high bits answer "is any byte below n" exactly; x == c is x ^ c below 1.
+ */
+static inline bool word_needs_care(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+	uint64_t quote = w ^ (ones * '"'), slash = w ^ (ones * '\\');
+
+	if (w & high)
+		return true;
+	return (((w - ones * 0x20) | (quote - ones) | (slash - ones)) & high) != 0;
+}
+
 static bool scan_str(struct scanner *sc)
 {
 	const unsigned char *b = (const unsigned char *)sc->b;
@@ -117,6 +135,15 @@ static bool scan_str(struct scanner *sc)
 		uint32_t cp;
 		size_t n;
 
+		/* plain printable ASCII, eight bytes at a time */
+		while (i + 8 <= sc->len) {
+			uint64_t w;
+
+			memcpy(&w, b + i, 8);
+			if (word_needs_care(w))
+				break;
+			i += 8;
+		}
 		if (i >= sc->len)
 			return fatal(sc, "unterminated string");
 		c = b[i];

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "items.h"
 #include "json.h"
 #include "name.h"
+#include "radix.h"
 #include "sorted.h"
 #include "view.h"
 
@@ -272,7 +274,8 @@ static int build_nodes(struct snapshot *s)
 		}
 	}
 	s->nnodes = n;
-	qsort(s->nodes, n, sizeof(*s->nodes), node_cmp);
+	if (radix_sort_u64(s->nodes, n, sizeof(*s->nodes), offsetof(struct snap_node, nodeid)) < 0)
+		qsort(s->nodes, n, sizeof(*s->nodes), node_cmp);
 	return 0;
 }
 

@@ -2,7 +2,10 @@
 /* Views: a snapshot's tasks grouped by state and by operation. */
 #include "view.h"
 
+#include "radix.h"
+
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,7 +92,9 @@ int view_build(struct snapshot *s, struct arena *a, const uint64_t hash_key[2],
 		pairs[n].task = (uint32_t)i;
 		n++;
 	}
-	qsort(pairs, n, sizeof(*pairs), view_pair_cmp);
+	/* stable: a value's members stay in task order */
+	if (radix_sort_u64(pairs, n, sizeof(*pairs), offsetof(struct view_pair, vkey)) < 0)
+		qsort(pairs, n, sizeof(*pairs), view_pair_cmp);
 	v->nvalues = 0;
 	for (size_t i = 0, m = 0; i < n; i++) {
 		struct snap_value *val = v->nvalues ? &v->values[v->nvalues - 1] : NULL;
