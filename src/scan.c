@@ -47,6 +47,7 @@ struct scanner {
 	int field; /* the item member whose value comes next, or -1 */
 	uint32_t field_start;
 	void (*fn)(void *arg, const struct scan_item *it);
+	size_t (*known)(void *arg, uint32_t off, uint32_t idx);
 	void *arg;
 };
 
@@ -410,6 +411,17 @@ static bool step(struct scanner *sc, enum expect *e)
 		}
 		/* fall through */
 	case E_VALUE:
+		if (sc->known && c == '{' && sc->depth == 2 && sc->items_open && !sc->in_item) {
+			size_t n =
+				sc->known(sc->arg, (uint32_t)sc->pos, (uint32_t)sc->res->items + 1);
+
+			if (n) { /* seen whole before: not scanned again */
+				sc->res->items++;
+				sc->pos += n;
+				*e = E_AFTER;
+				return true;
+			}
+		}
 		begin_value(sc);
 		if (c == '{' || c == '[') {
 			if (sc->in_item)
@@ -454,7 +466,17 @@ static bool step(struct scanner *sc, enum expect *e)
 int scan_answer(const char *body, size_t len, void (*fn)(void *arg, const struct scan_item *it),
 		void *arg, struct scan_result *res, char *err, size_t errlen)
 {
-	struct scanner sc = { .b = body, .len = len, .fn = fn, .arg = arg, .res = res };
+	return scan_answer_known(body, len, fn, NULL, arg, res, err, errlen);
+}
+
+int scan_answer_known(const char *body, size_t len,
+		      void (*fn)(void *arg, const struct scan_item *it),
+		      size_t (*known)(void *arg, uint32_t off, uint32_t idx), void *arg,
+		      struct scan_result *res, char *err, size_t errlen)
+{
+	struct scanner sc = {
+		.b = body, .len = len, .fn = fn, .known = known, .arg = arg, .res = res
+	};
 	enum expect e = E_VALUE;
 	int ret = -EINVAL;
 

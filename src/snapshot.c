@@ -204,8 +204,8 @@ static int reuse_task(struct arena *a, const struct snapshot *prev, const struct
 	return 0;
 }
 
-/* the keyed hash of an item's bytes: another domain than ids and bodies */
-static uint64_t item_hash(const uint64_t hash_key[2], const char *item, size_t len)
+/* another domain than ids and bodies */
+uint64_t snapshot_item_hash(const uint64_t hash_key[2], const char *item, size_t len)
 {
 	const uint64_t k[2] = { hash_key[0], ~hash_key[1] };
 
@@ -230,7 +230,11 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 		return (int)off;
 	t->id_off = (uint32_t)off;
 	t->id_len = r->id_len;
-	t->item_hash = item_hash(ctx->hash_key, body + r->off, r->len);
+	t->item_hash =
+		r->hashed ? r->hash : snapshot_item_hash(ctx->hash_key, body + r->off, r->len);
+	t->item_len = r->len;
+	t->item_arena = r->arena < UINT32_MAX ? (uint32_t)r->arena : UINT32_MAX;
+	t->item_parse = r->parse;
 	if (pt && pt->item_hash == t->item_hash && !ctx->no_reuse) {
 		ctx->reused++;
 		return reuse_task(a, prev, pt, t);
@@ -276,6 +280,34 @@ static int build_nodes(struct snapshot *s)
 	s->nnodes = n;
 	if (radix_sort_u64(s->nodes, n, sizeof(*s->nodes), offsetof(struct snap_node, nodeid)) < 0)
 		qsort(s->nodes, n, sizeof(*s->nodes), node_cmp);
+	return 0;
+}
+
+/* The tasks in the answer's order, for the next parse to walk along (items.c). */
+static int build_order(struct snapshot *s, const struct item_list *l)
+{
+	struct pos {
+		uint64_t idx;
+		uint32_t task;
+	} *v = malloc(sizeof(*v) * (s->ntasks + 1));
+
+	free(s->order);
+	s->order = malloc(sizeof(*s->order) * (s->ntasks + 1));
+	if (!v || !s->order) {
+		free(v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < s->ntasks; i++) {
+		v[i].idx = l->v[i].idx;
+		v[i].task = (uint32_t)i;
+	}
+	if (radix_sort_u64(v, s->ntasks, sizeof(*v), offsetof(struct pos, idx)) < 0) {
+		free(v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < s->ntasks; i++)
+		s->order[i] = v[i].task;
+	free(v);
 	return 0;
 }
 
@@ -326,7 +358,8 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 	atomic_init(&s->refs, 1);
 	ctx->stamped = false;
 	ctx->reused = 0;
-	ret = items_collect(body, len, ctx->hash_key, &l, &s->stats, err, errlen);
+	ret = items_collect(body, len, ctx->hash_key, ctx->no_reuse ? NULL : prev, &l, &s->stats,
+			    err, errlen);
 	if (ret < 0)
 		goto out_free_snap;
 	ret = -ENOMEM;
@@ -352,7 +385,7 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 		if (shrunk)
 			s->arena = shrunk;
 	}
-	if (build_nodes(s) < 0) {
+	if (build_nodes(s) < 0 || build_order(s, &l) < 0) {
 		ret = -ENOMEM;
 		goto out_nomem;
 	}
@@ -394,6 +427,7 @@ void snapshot_put(struct snapshot *s)
 		free(s->view[v].members);
 	}
 	free(s->tasks);
+	free(s->order);
 	free(s->nodes);
 	free(s->arena);
 	free(s);

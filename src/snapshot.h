@@ -103,7 +103,10 @@ struct snap_task {
 	uint64_t item_hash; /* keyed hash of the item's bytes: unchanged items are reused */
 	int64_t mtime;	    /* s; the task's timestamp */
 	uint32_t id_off, id_len;
-	uint32_t strings; /* bit k: field k was a JSON string */
+	uint32_t strings;    /* bit k: field k was a JSON string */
+	uint32_t item_len;   /* bytes of its item in the answer */
+	uint32_t item_arena; /* what items.c charged for it: arena bytes... */
+	uint32_t item_parse; /* ...and parse bytes (UINT32_MAX: too many to keep) */
 	struct snap_file file[SNAP_NKINDS];
 };
 
@@ -119,6 +122,7 @@ struct snapshot {
 	int64_t views_mtime_ns; /* view folders: when the first snapshot was built */
 	size_t ntasks;
 	struct snap_task *tasks; /* sorted by key */
+	uint32_t *order;	 /* task indexes in the answer's order */
 	size_t nnodes;
 	struct snap_node *nodes; /* file node ids, sorted */
 	char *arena;
@@ -167,6 +171,9 @@ int snapshot_reindex(struct snapshot *s);
  * their whole second after the last change stay.  Before @s is shown.
  */
 void snapshot_restamp(struct snapshot *s, struct snap_ctx *ctx, int64_t at_ns);
+
+/* snapshot_item_hash - the keyed hash of an item's bytes (snap_task.item_hash) */
+uint64_t snapshot_item_hash(const uint64_t hash_key[2], const char *item, size_t len);
 
 struct snapshot *snapshot_get(struct snapshot *s);
 void snapshot_put(struct snapshot *s);

@@ -108,7 +108,11 @@ static void check_reuse(const uint8_t *data, size_t size, size_t cut)
 	rb = snapshot_parse(copy, blen, a, &ctx, &b, err, sizeof(err));
 	memcpy(copy, data + cut + 1, blen);
 	rc = snapshot_parse(copy, blen, a, &full, &c, err, sizeof(err));
-	if ((rb < 0) != (rc < 0) || full.reused != 0)
+	if ((rb < 0) != (rc < 0) || full.reused != 0 || (rc == 0 && c->stats.unscanned != 0))
+		abort();
+	if (rb == 0 && (b->stats.items != c->stats.items || b->stats.skipped != c->stats.skipped ||
+			b->stats.duplicates != c->stats.duplicates ||
+			b->stats.total_items != c->stats.total_items))
 		abort();
 	if (rb == 0) {
 		check_same(b, c);

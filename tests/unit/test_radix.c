@@ -52,7 +52,8 @@ static void one(size_t n, uint64_t mask, uint64_t high)
 	CHECK(radix_sort_u64(a, n, sizeof(*a), offsetof(struct elem, key)) == 0);
 	qsort(b, n, sizeof(*b), by_key_then_order);
 	for (size_t i = 0; i < n && same; i++)
-		same = a[i].key == b[i].key && a[i].order == b[i].order && a[i].tail[0] == b[i].tail[0];
+		same = a[i].key == b[i].key && a[i].order == b[i].order &&
+		       a[i].tail[0] == b[i].tail[0];
 	CHECK(same);
 out:
 	free(a);
@@ -64,11 +65,11 @@ int main(void)
 	one(0, ~0ULL, 0);
 	one(1, ~0ULL, 0);
 	one(2, ~0ULL, 0);
-	one(1000, ~0ULL, 0);		      /* every byte differs: eight passes */
-	one(1000, 0xff, 0);		      /* many ties: stability */
-	one(1000, 0, 42);		      /* all equal: no pass at all */
-	one(5000, 0xffff00ULL, 1ULL << 62);   /* passes 0 and 3..7 skipped */
-	one(100000, (1ULL << 40) - 1, 16);    /* node ids */
-	one(777, 0xf0f0f0f0f0f0f0f0ULL, 0);   /* odd sizes, odd digits */
+	one(1000, ~0ULL, 0);		    /* every byte differs: eight passes */
+	one(1000, 0xff, 0);		    /* many ties: stability */
+	one(1000, 0, 42);		    /* all equal: no pass at all */
+	one(5000, 0xffff00ULL, 1ULL << 62); /* passes 0 and 3..7 skipped */
+	one(100000, (1ULL << 40) - 1, 16);  /* node ids */
+	one(777, 0xf0f0f0f0f0f0f0f0ULL, 0); /* odd sizes, odd digits */
 	return check_done("test_radix");
 }

@@ -502,10 +502,10 @@ static void test_reuse(void)
 	static const char *const two[] = {
 		"{\"items\": [{\"id\": \"x\", \"state\": \"PENDING\", \"timestamp\": 5},"
 		"{\"id\": \"y\", \"state\": \"PENDING\"}, {\"id\": \"z\", \"state\": 7}]}",
-		/* y changed; x's bytes are the same, only elsewhere in the answer; w is new */
-		"{\"items\": [{\"id\": \"w\", \"operation\": \"CREATE\"}, {\"id\": \"z\", "
-		"\"state\": 7}, {\"id\": \"y\", \"state\": \"FAILED\"},"
-		"{\"id\": \"x\", \"state\": \"PENDING\", \"timestamp\": 5}]}",
+		/* w is new, y changed; x and z are the same bytes, found in answer order */
+		"{\"items\": [{\"id\": \"w\", \"operation\": \"CREATE\"}, "
+		"{\"id\": \"x\", \"state\": \"PENDING\", \"timestamp\": 5}, "
+		"{\"id\": \"y\", \"state\": \"FAILED\"}, {\"id\": \"z\", \"state\": 7}]}",
 	};
 	struct snapshot *a, *b, *c;
 	struct snap_ctx saved;
@@ -517,11 +517,12 @@ static void test_reuse(void)
 	saved = ctx;
 	b = parse(two[1], a);
 	CHECK(b && ctx.reused == 2);
+	CHECK(b && b->stats.unscanned == 2 && b->stats.items == 4);
 	ctx = saved;
 	ctx.no_reuse = true;
 	c = parse(two[1], a);
 	ctx.no_reuse = false;
-	CHECK(c && ctx.reused == 0);
+	CHECK(c && ctx.reused == 0 && c->stats.unscanned == 0);
 	if (!a || !b || !c)
 		return;
 	CHECK(b->ntasks == 4 && c->ntasks == 4);
