@@ -54,6 +54,14 @@ const char *view_task_value(const char *arena, enum snap_view_kind view, const s
 	return arena + f->off;
 }
 
+bool view_same_value(const struct snap_task *o, const struct snap_task *n, enum snap_view_kind view)
+{
+	enum snap_kind k = view_field[view];
+
+	return o->file[k].nodeid == n->file[k].nodeid &&
+	       (o->strings & (1u << k)) == (n->strings & (1u << k));
+}
+
 struct view_pair {
 	uint64_t vkey;
 	uint32_t task;
@@ -98,8 +106,10 @@ int view_build(struct snapshot *s, struct arena *a, const uint64_t hash_key[2],
 	v->nvalues = 0;
 	for (size_t i = 0, m = 0; i < n; i++) {
 		struct snap_value *val = v->nvalues ? &v->values[v->nvalues - 1] : NULL;
-		size_t len;
-		const char *name = view_task_value(a->buf, view, &s->tasks[pairs[i].task], &len);
+		/* checked by view_task_value above; the arena may have moved since */
+		const struct snap_file *f = &s->tasks[pairs[i].task].file[view_field[view]];
+		const char *name = a->buf + f->off;
+		size_t len = f->len - 1;
 		int64_t off;
 
 		if (val && val->vkey == pairs[i].vkey) {
