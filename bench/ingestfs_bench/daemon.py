@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 
-from .procfs import cpu_seconds, proc_status, reset_hwm
+from .procfs import cpu_seconds, proc_io, proc_status, reset_hwm
 from .sim import apisim
 from .util import BenchError, busy, log, mib, size_label
 
@@ -178,6 +178,7 @@ class DaemonFiguresMixin:
         req0 = self.sim.requests()
         rss0 = proc_status(pid).get("VmRSS")
         hwm_reset = reset_hwm(pid)
+        io0 = proc_io(pid)
         cpu0 = cpu_seconds(pid)
         t0 = time.monotonic()
         os.kill(pid, signal.SIGHUP)
@@ -191,6 +192,7 @@ class DaemonFiguresMixin:
         wall_ext = ev["t"] - t0
         time.sleep(0.3)  # let notifications and the log settle
         cpu1 = cpu_seconds(pid)
+        io1 = proc_io(pid)
         ps = proc_status(pid)
         after = dlog.counters()
         req1 = self.sim.requests()
@@ -199,12 +201,16 @@ class DaemonFiguresMixin:
         save = RE_SAVE.match(st.get("state_last_save", ""))
         lines = int(st.get("events_lines", 0)) - lines0
         feed = RE_FEED.match(st.get("events_last", "")) if lines else None
+        saves = int(st.get("state_saves", 0)) - saves0
         out = {
+            "io_wchar": io1.get("wchar", 0) - io0.get("wchar", 0) if io0 else None,
+            "io_write_bytes": (io1.get("write_bytes", 0) - io0.get("write_bytes", 0)
+                               if io0 else None),
             "feed_lines": lines,
             "feed_bytes": self.feed_bytes(mnt) - feed0,
             "feed_cpu_ms": float(feed.group(2)) if feed else None,
             "feed_wall_ms": float(feed.group(3)) if feed else None,
-            "state_saves": int(st.get("state_saves", 0)) - saves0,
+            "state_saves": saves,
             "state_bytes": int(save.group(1)) if save else None,
             "state_cpu_ms": float(save.group(2)) if save else None,
             "state_wall_ms": float(save.group(3)) if save else None,

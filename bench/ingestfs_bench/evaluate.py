@@ -6,7 +6,9 @@ Owns: the targets (WARM_TARGETS, COLD_TARGET, MOUNT_TARGET_S,
 STEADY_RSS_TARGET, PEAK_RSS_TARGET, REFRESH_CPU_TARGET_S), SCALE_SLACK,
 NOISE_FLOOR_S, NO_SCALE, per_task, fmt_bpt, daemon_rows, below_floor,
 target_size, scale_pair, evaluate, scaling; SAVE_CPU_TARGET_S,
-STATE_SIZE_TARGET, state_ratio; FEED_CPU_TARGET_MS.
+STATE_SIZE_TARGET, state_ratio; FEED_CPU_TARGET_MS; workload_targets;
+ingestfs_file_bytes, fmt_bytes, plural, peer_rows (the peer against
+ingestfs).
 Uses: util, workloads (WORKLOADS), daemon (PATCHED_PER_REFRESH); reads the
 results dict that runner.Bench fills (or a results .json).
 """
@@ -58,10 +60,10 @@ def daemon_rows(r):
 
     return [
         ("mount: command returns (median of %d mounts), s" % len(r["mounts"]),
-         r["mount_median_s"], fmt_s),
-        ("mount: slowest of those, s", r["mount_max_s"], fmt_s),
-        ("first mount: `ls` of the root right after, s", r["first_ls_s"], fmt_s),
-        ("cp -a of the fresh mount to tmpfs, s", r["cp_s"], fmt_s),
+         r.get("mount_median_s"), fmt_s),
+        ("mount: slowest of those, s", r.get("mount_max_s"), fmt_s),
+        ("first mount: `ls` of the root right after, s", r.get("first_ls_s"), fmt_s),
+        ("cp -a of the fresh mount to tmpfs, s", r.get("cp_s"), fmt_s),
         ("steady RSS after a warm find, MiB", d["steady_rss_kib"], mib),
         ("steady RSS per task", per_task(d["steady_rss_kib"], n), fmt_bpt),
         ("peak RSS since start (incl. first load), MiB", d["hwm_since_start_kib"], mib),
@@ -157,12 +159,9 @@ def scale_pair(sizes):
     return (s[-2], s[-1]) if len(s) >= 2 else None
 
 
-def evaluate(results, sizes):
-    """Targets: list of (target, threshold, measured, met)."""
+def workload_targets(r, lab):
+    """The targets that need the workloads and the timed mounts."""
     rows = []
-    n = target_size(sizes)
-    r = results["sizes"][str(n)]
-    lab = size_label(n)
     for wname, lim, title in WARM_TARGETS:
         w = r["workloads"][wname]
         x = ratio(w["ingestfs_warm"], w["tmpfs_warm"])
@@ -185,6 +184,17 @@ def evaluate(results, sizes):
                  % (fmt_s(r["mount_median_s"]), fmt_s(r["mount_max_s"]),
                     fmt_s(r["first_usable_s"])),
                  r["mount_max_s"] <= MOUNT_TARGET_S))
+    return rows
+
+
+def evaluate(results, sizes):
+    """Targets: list of (target, threshold, measured, met)."""
+    rows = []
+    n = target_size(sizes)
+    r = results["sizes"][str(n)]
+    lab = size_label(n)
+    if r.get("workloads"):
+        rows += workload_targets(r, lab)
     d = r["daemon"]
     b = per_task(d["steady_rss_kib"], n)
     rows.append(("steady RSS after warm find (%s)" % lab, "<= 1 KiB/task",
@@ -250,7 +260,7 @@ def scaling(results, lo, hi):
     a = results["sizes"][str(lo)]
     b = results["sizes"][str(hi)]
     out = []
-    for name, _, _ in WORKLOADS:
+    for name, _, _ in WORKLOADS if a.get("workloads") and b.get("workloads") else ():
         wa, wb = a["workloads"][name], b["workloads"][name]
         for key, side in (("ingestfs_cold", "ingestfs cold"), ("ingestfs_warm", "ingestfs warm"),
                           ("tmpfs_cold", "tmpfs cold"), ("tmpfs_warm", "tmpfs warm")):
@@ -265,3 +275,103 @@ def scaling(results, lo, hi):
         out.append((name, va, vb, ratio(vb, va) if counts else None,
                     counts and not below_floor(name, va, vb)))
     return out
+
+
+# --------------------------------------------------------------------------
+# The peer (bench/peer.sh) against ingestfs
+
+def ingestfs_file_bytes(x):
+    """Bytes one ingestfs refresh wrote to files: the state file when it
+    was saved, and the lines added to .events."""
+    saved = (x.get("state_bytes") or 0) if x.get("state_saves") else 0
+    return saved + (x.get("feed_bytes") or 0)
+
+
+def fmt_bytes(b):
+    if b is None:
+        return "n/a"
+    if b < 10240:
+        return "%d B" % b
+    return "%.1f MiB" % (b / 1048576.0)
+
+
+def plural(k, word):
+    return "%d %s%s" % (k, word, "" if k == 1 else "s")
+
+
+def peer_rows(r):
+    """(figure, peer value, ingestfs value, formatter) for one size; None
+    when the run had no peer."""
+    p = r.get("peer")
+    if not p:
+        return None
+    d = r["daemon"]
+    pu, pc = p["unchanged"], p["changed"]
+    du, dc = d["unchanged"], d["changed"]
+
+    def med(lst, f):
+        v = [f(x) for x in lst]
+        v = [x for x in v if x is not None]
+        return median(v) if v else None
+
+    def stale(side, f):
+        v = [t["stale_s"] for t in p["stale_" + side] if t.get("stale_s") is not None]
+        return f(v) if v else None
+
+    def part(side):
+        v = [t["refresh_part_s"] for t in p["stale_" + side]
+             if t.get("refresh_part_s") is not None]
+        return median(v) if v else None
+
+    def ms(k):
+        return lambda x: None if x.get(k) is None else x[k] / 1000.0
+
+    def what(x):
+        return x
+
+    first = p["first"]
+    return [
+        ("first run (peer: whole tree written) / mount until usable (ingestfs `-f -d`), s",
+         first["wall_s"], p.get("ingestfs_mount_s"), fmt_s),
+        ("first run / mount: CPU user+sys, s", first["cpu_s"], p.get("ingestfs_mount_cpu_s"),
+         fmt_s),
+        ("first run / mount: bytes written to files (ingestfs: its first state save)",
+         first["file_bytes"], p.get("ingestfs_mount_file_bytes"), fmt_bytes),
+        ("unchanged answer: CPU user+sys (median), s",
+         med(pu, lambda x: x["cpu_s"]), med(du, lambda x: x["cpu_s"]), fmt_s),
+        ("unchanged answer: wall (median), s",
+         med(pu, lambda x: x["wall_s"]), med(du, ms("wall_log_ms")), fmt_s),
+        ("unchanged answer: of which the fetch (median), s",
+         med(pu, lambda x: x.get("fetch_s")), med(du, ms("get_ms")), fmt_s),
+        ("unchanged answer: bytes written to files (max)",
+         max(x["file_bytes"] for x in pu), max(ingestfs_file_bytes(x) for x in du), fmt_bytes),
+        ("unchanged answer: all write(2) bytes, `wchar` (median)",
+         med(pu, lambda x: x.get("io_wchar")), med(du, lambda x: x.get("io_wchar")),
+         fmt_bytes),
+        ("%d tasks changed: CPU user+sys (median), s" % PATCHED_PER_REFRESH,
+         med(pc, lambda x: x["cpu_s"]), med(dc, lambda x: x["cpu_s"]), fmt_s),
+        ("%d tasks changed: wall (median), s" % PATCHED_PER_REFRESH,
+         med(pc, lambda x: x["wall_s"]), med(dc, ms("wall_log_ms")), fmt_s),
+        ("%d tasks changed: of which the fetch (median), s" % PATCHED_PER_REFRESH,
+         med(pc, lambda x: x.get("fetch_s")), med(dc, ms("get_ms")), fmt_s),
+        ("%d tasks changed: bytes written to files (median)" % PATCHED_PER_REFRESH,
+         med(pc, lambda x: x["file_bytes"]), med(dc, ingestfs_file_bytes), fmt_bytes),
+        ("%d tasks changed: what was written (last refresh)" % PATCHED_PER_REFRESH,
+         "%d files (%d tasks' state and raw.json, answer.json)"
+         % (pc[-1]["files"], pc[-1]["changed_tasks"]),
+         "state file (%s), %d .events lines" % (
+             plural(dc[-1].get("state_saves") or 0, "save"), dc[-1].get("feed_lines") or 0),
+         what),
+        ("%d tasks changed: all write(2) bytes, `wchar` (median)" % PATCHED_PER_REFRESH,
+         med(pc, lambda x: x.get("io_wchar")), med(dc, lambda x: x.get("io_wchar")),
+         fmt_bytes),
+        ("staleness, ttl %g s, %d trials: median, s" % (p["ttl"], p["trials"]),
+         stale("peer", median), stale("ingestfs", median), fmt_s),
+        ("staleness: max, s", stale("peer", max), stale("ingestfs", max), fmt_s),
+        ("staleness: of which the refresh that brought it (median), s",
+         part("peer"), part("ingestfs"), fmt_s),
+        ("space: the tree on tmpfs, `du -s` (peer) / steady RSS (ingestfs), MiB",
+         p.get("tree_kib"), d.get("steady_rss_kib"), mib),
+        ("space: saved answer (peer) / state folder (ingestfs), MiB",
+         p.get("state_kib"), p.get("ingestfs_state_kib"), mib),
+    ]

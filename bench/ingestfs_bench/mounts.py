@@ -64,10 +64,10 @@ class MountsMixin:
 
     # ---- mounting
 
-    def mount_daemon(self, mnt):
+    def mount_daemon(self, mnt, ttl=TTL):
         """Mount in daemon mode; returns (seconds until the command returned, pid)."""
-        argv = [self.binary, "-o", "api_url=%s,credentials=%s,ttl=%d,state_dir=%s"
-                % (self.sim.url, self.cred, TTL, state_dir(mnt)), mnt]
+        argv = [self.binary, "-o", "api_url=%s,credentials=%s,ttl=%g,state_dir=%s"
+                % (self.sim.url, self.cred, ttl, state_dir(mnt)), mnt]
         self.mounts[mnt] = None
         self.mount_argv[mnt] = argv
         t0 = time.perf_counter()
@@ -91,9 +91,9 @@ class MountsMixin:
             raise BenchError("mounted, but cannot find the daemon's pid")
         return took, pid
 
-    def mount_foreground_debug(self, mnt, logpath):
-        argv = [self.binary, "-f", "-d", "-o", "api_url=%s,credentials=%s,ttl=%d,state_dir=%s"
-                % (self.sim.url, self.cred, TTL, state_dir(mnt)), mnt]
+    def mount_foreground_debug(self, mnt, logpath, ttl=TTL):
+        argv = [self.binary, "-f", "-d", "-o", "api_url=%s,credentials=%s,ttl=%g,state_dir=%s"
+                % (self.sim.url, self.cred, ttl, state_dir(mnt)), mnt]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         self.fg_procs.append(proc)

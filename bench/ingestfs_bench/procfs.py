@@ -2,8 +2,8 @@
 time, whether a process is alive, the pid of a command line, whether a path
 is mounted, and dropping the page cache.
 
-Owns: CLK_TCK, proc_status, cpu_seconds, system_busy_seconds, reset_hwm,
-pid_alive, find_pid_by_argv, is_mounted, drop_caches.
+Owns: CLK_TCK, proc_status, cpu_seconds, proc_io, system_busy_seconds,
+reset_hwm, pid_alive, find_pid_by_argv, is_mounted, drop_caches.
 Uses: the standard library only.
 """
 
@@ -33,6 +33,22 @@ def cpu_seconds(pid):
     fields = text[text.rindex(")") + 2:].split()
     # fields[0] is field 3 (state); utime and stime are fields 14 and 15
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_io(pid="self"):
+    """/proc/PID/io as a dict (wchar: bytes passed to write(2) and friends,
+    to files, pipes, sockets and /dev/fuse alike; write_bytes: bytes sent
+    to a block device, 0 on tmpfs).  A process's counts include those of
+    its children it has reaped.  {} if it cannot be read."""
+    out = {}
+    try:
+        with open("/proc/%s/io" % pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                out[k.strip()] = int(v)
+    except (OSError, ValueError):
+        pass
+    return out
 
 
 def system_busy_seconds():

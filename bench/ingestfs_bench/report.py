@@ -3,8 +3,8 @@ figures, scaling, targets, FUSE traffic, notes, smoke checks), what its
 header says about the machine and the build, and --render, which prints
 the report again from a results .json.
 
-Owns: source_version, machine_info, render, fmt_other, esc, fmt_counts,
-rerender.
+Owns: source_version, machine_info, render, render_peer, fmt_peer_ratio,
+fmt_other_phase, fmt_other, esc, fmt_counts, rerender.
 Uses: util, evaluate, workloads (WORKLOADS); the results dict that
 runner.Bench fills and the attributes sizes, repeat, notes, smoke and
 failures of a Bench (or of the stand-in that rerender builds).
@@ -15,7 +15,7 @@ import json
 import platform
 
 from .evaluate import (NO_SCALE, NOISE_FLOOR_S, SCALE_SLACK, below_floor, daemon_rows,
-                       evaluate, scale_pair, scaling)
+                       evaluate, peer_rows, scale_pair, scaling)
 from .util import (OTHER_CPU_FLOOR_S, OTHER_CPU_LIMIT_PCT, ROOT, busy, cmd_out, fmt_ratio,
                    fmt_s, mib, ratio, size_label)
 from .workloads import WORKLOADS
@@ -76,8 +76,11 @@ def render(results, bench, info, command):
              % (info["ingestfs"], info["commit"]))
     L.append("- tools: %s" % info["tools"])
     L.append("- command: `%s`" % command)
-    L.append("- repeats: %d warm passes per workload and side (medians shown); "
-             "total run time %.0f s" % (bench.repeat, results["elapsed_s"]))
+    L.append("- repeats: %d (warm passes per workload and side, refreshes of each kind; "
+             "medians shown); total run time %.0f s%s"
+             % (bench.repeat, results["elapsed_s"],
+                "; `--peer-only`: no workloads, no timed mounts" if getattr(
+                    bench, "peer_only", False) else ""))
     loads = results.get("load") or [0]
     L.append("- 1-min load average before the workloads: %.2f at the start, max %.2f "
              "(2 or more on 2 CPUs means the benchmark itself; much more means other load)"
@@ -90,6 +93,8 @@ def render(results, bench, info, command):
     L.append("")
     for n in sizes:
         r = results["sizes"][str(n)]
+        if not r.get("workloads"):
+            continue
         L.append("### Workloads, %s tasks (seconds; ratio = ingestfs / tmpfs)" % size_label(n))
         L.append("")
         L.append("| workload | ingestfs cold | tmpfs cold | ratio cold | ingestfs warm "
@@ -118,6 +123,8 @@ def render(results, bench, info, command):
     rows = [daemon_rows(results["sizes"][str(n)]) for n in sizes]
     lim = SCALE_SLACK * pair[1] / pair[0] if pair else None
     for i, (name, _, fmt) in enumerate(rows[0]):
+        if all(rw[i][1] is None for rw in rows):
+            continue  # e.g. the timed mounts of a --peer-only run
         cells = [fmt(rw[i][1]) if rw[i][1] is not None else "n/a" for rw in rows]
         line = "| %s | %s |" % (esc(name), " | ".join(cells))
         if pair:
@@ -134,7 +141,7 @@ def render(results, bench, info, command):
                                          if x is not None and x > lim else "")
         L.append(line)
     L.append("")
-    if pair:
+    if pair and all(results["sizes"][str(x)].get("workloads") for x in pair):
         lo, hi = pair
         L.append("### Scaling, %s vs %s (flag: ingestfs figure > %.1fx)"
                  % (size_label(hi), size_label(lo), lim))
@@ -162,6 +169,8 @@ def render(results, bench, info, command):
                                              sc["%s, tmpfs %s, s" % (name, temp)][3])))
             L.append("| `%s` | %s |" % (esc(name), " | ".join(cells)))
         L.append("")
+    for n in sizes:
+        L.extend(render_peer(results["sizes"][str(n)], n))
     L.append("### Targets")
     L.append("")
     L.append("| target | threshold | measured | met? |")
@@ -197,10 +206,63 @@ def render(results, bench, info, command):
             for m in bench.failures:
                 L.append("- FAILED: " + m)
         else:
-            L.append("- `find . | sort`, `cat` of every state, `grep -rl FAILED . | sort` "
-                     "identical on both sides; `diff -r` clean")
+            if any(results["sizes"][str(n)].get("workloads") for n in sizes):
+                L.append("- `find . | sort`, `cat` of every state, `grep -rl FAILED . | sort` "
+                         "identical on both sides; `diff -r` clean")
+            if any(results["sizes"][str(n)].get("peer") for n in sizes):
+                L.append("- the peer's tree and a fresh ingestfs mount: `diff -r` clean; "
+                         "a task gone and one new handled")
         L.append("")
     return "\n".join(L)
+
+
+def render_peer(r, n):
+    """The peer's table of one size (none when the run had no peer)."""
+    rows = peer_rows(r)
+    if rows is None:
+        return []
+    p = r["peer"]
+    L = ["### Peer: a cron job writing the tree (`bench/peer.sh`) vs ingestfs, %s tasks"
+         % size_label(n), ""]
+    L.append("The peer writes to %s; ingestfs's figures per refresh are the daemon "
+             "figures above (`-d` mount, SIGHUP), its staleness is from a `-f -d` mount "
+             "with `ttl=%g`. The peer's tree and a fresh ingestfs mount: `diff -r` %s "
+             "(%.1f s). The cron driver ran the peer %d times during the staleness trials "
+             "(%d ticks skipped while a run was still going)."
+             % (p["target_fs"], p["ttl"], "clean" if p.get("same_as_ingestfs") else
+                "**DIFFERENT**", p.get("diff_s") or 0, p.get("cron_jobs", 0),
+                p.get("cron_skipped", 0)))
+    loads = [x for x in p.get("load", []) if x is not None]
+    other = p.get("other_cpu", {})
+    if loads or other:
+        L.append("")
+        L.append("1-min load average at the start, before the staleness trials and at the "
+                 "end: %s; other CPU during the refreshes: %s, during the staleness trials: %s."
+                 % (", ".join("%.2f" % x for x in loads) or "n/a",
+                    fmt_other_phase(other.get("refreshes")),
+                    fmt_other_phase(other.get("staleness"))))
+    L.append("")
+    L.append("| figure | peer | ingestfs | peer / ingestfs |")
+    L.append("|---|---:|---:|---:|")
+    for name, vp, vi, fmt in rows:
+        num = isinstance(vp, (int, float)) and isinstance(vi, (int, float))
+        L.append("| %s | %s | %s | %s |" % (
+            esc(name), fmt(vp) if vp is not None else "n/a",
+            fmt(vi) if vi is not None else "n/a",
+            fmt_peer_ratio(ratio(vp, vi)) if num and vi else ""))
+    L.append("")
+    return L
+
+
+def fmt_peer_ratio(x):
+    return "> 1000x" if x is not None and x > 1000 else fmt_ratio(x)
+
+
+def fmt_other_phase(o):
+    if not o:
+        return "n/a"
+    return "%.0f%% of a CPU (%.2f s)%s" % (o["pct"], o["s"],
+                                            " **busy**" if busy(o["pct"], o["s"]) else "")
 
 
 def fmt_other(w):
@@ -226,6 +288,7 @@ def rerender(path):
         results = json.load(f)
     b = argparse.Namespace(sizes=results["size_list"], repeat=results["repeat"],
                            notes=results.get("notes", []), smoke=results["smoke"],
-                           failures=results.get("failures", []))
+                           failures=results.get("failures", []),
+                           peer_only=results.get("peer_only", False))
     print(render(results, b, results["machine"], results["command"]))
     return 0

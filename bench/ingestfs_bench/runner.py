@@ -10,7 +10,8 @@ Owns: DEFAULT_SIZES, Interrupted, Bench (__init__, setup, build, cleanup,
 own_cpu, meter_start, meter_stop, sample_load, note, run_size, run_all),
 parse_args, main.
 Uses: every other module of the package; Bench inherits MountsMixin
-(mounts), WorkloadsMixin (workloads) and DaemonFiguresMixin (daemon).
+(mounts), WorkloadsMixin (workloads), DaemonFiguresMixin (daemon) and
+PeerMixin (peer).
 """
 
 import argparse
@@ -27,6 +28,7 @@ import time
 
 from .daemon import DaemonFiguresMixin
 from .mounts import MountsMixin
+from .peer import PeerMixin
 from .procfs import cpu_seconds, drop_caches, is_mounted, proc_status, system_busy_seconds
 from .report import machine_info, render, rerender, source_version
 from .sim import apisim, simctl
@@ -34,6 +36,10 @@ from .util import ENV, ROOT, BenchError, log, median, size_label
 from .workloads import WorkloadsMixin
 
 DEFAULT_SIZES = (10000, 100000, 200000)
+DEFAULT_PEER_TTL = 10.0     # s: how often the peer's cron job and ingestfs refresh
+DEFAULT_PEER_TRIALS = 5     # staleness trials per side
+SMOKE_PEER_TTL = 1.0
+SMOKE_PEER_TRIALS = 2
 
 
 class Interrupted(BaseException):
@@ -43,12 +49,16 @@ class Interrupted(BaseException):
 # --------------------------------------------------------------------------
 # The benchmark
 
-class Bench(MountsMixin, WorkloadsMixin, DaemonFiguresMixin):
+class Bench(MountsMixin, WorkloadsMixin, DaemonFiguresMixin, PeerMixin):
     def __init__(self, args):
         self.args = args
         self.smoke = args.smoke
         self.sizes = [10000] if args.smoke else args.sizes
         self.repeat = 1 if args.smoke else args.repeat
+        self.peer = not args.no_peer
+        self.peer_only = args.peer_only
+        self.peer_ttl = SMOKE_PEER_TTL if args.smoke else args.peer_ttl
+        self.peer_trials = SMOKE_PEER_TRIALS if args.smoke else args.peer_trials
         self.is_root = os.geteuid() == 0
         self.work = None
         self.binary = args.binary
@@ -188,9 +198,23 @@ class Bench(MountsMixin, WorkloadsMixin, DaemonFiguresMixin):
             raise BenchError("simulator answered %s" % r.status)
         res["body_bytes"] = len(r.body)
         tmpfs = self.make_tmpfs(label)
-        copy = os.path.join(tmpfs, "copy")
         self.dest_seq = 0
+        if not self.peer_only:
+            self.mounts_copy_workloads(n, res, sdir, tmpfs)
+        self.daemon_figures(n, res, sdir)
+        if self.peer:
+            self.peer_figures(n, res, tmpfs, sdir)
 
+        self.sim.stop()
+        self.sim = None
+        self.umount_tmpfs(tmpfs)
+        if self.is_root:
+            drop_caches()
+
+    def mounts_copy_workloads(self, n, res, sdir, tmpfs):
+        """The first mount, its `cp -a` to the tmpfs, the smoke checks and
+        the workloads on both sides."""
+        copy = os.path.join(tmpfs, "copy")
         mnt = os.path.join(sdir, "mnt")
         os.mkdir(mnt)
         took, pid = self.mount_daemon(mnt)
@@ -214,18 +238,10 @@ class Bench(MountsMixin, WorkloadsMixin, DaemonFiguresMixin):
         if self.smoke:
             self.smoke_checks(mnt, copy)
 
-        self.run_workloads(res, label, mnt, copy, tmpfs)
+        self.run_workloads(res, size_label(n), mnt, copy, tmpfs)
         self.unmount(mnt)
         res["mount_median_s"] = median(res["mounts"])
         res["mount_max_s"] = max(res["mounts"])
-
-        self.daemon_figures(n, res, sdir)
-
-        self.sim.stop()
-        self.sim = None
-        self.umount_tmpfs(tmpfs)
-        if self.is_root:
-            drop_caches()
 
     # ---- main
 
@@ -260,6 +276,16 @@ def parse_args(argv):
     ap.add_argument("--binary", help="use this ingestfs instead of building one")
     ap.add_argument("--render", metavar="JSON",
                     help="only print the report again from a results .json")
+    ap.add_argument("--no-peer", action="store_true",
+                    help="skip the peer (bench/peer.sh, a cron job writing the tree)")
+    ap.add_argument("--peer-only", action="store_true",
+                    help="per size only the daemon figures and the peer: no workloads, "
+                    "no tmpfs copy")
+    ap.add_argument("--peer-ttl", type=float, default=DEFAULT_PEER_TTL,
+                    help="seconds between the peer's cron runs and ingestfs's ttl for the "
+                    "staleness trials (default: %(default)g; --smoke: 1)")
+    ap.add_argument("--peer-trials", type=int, default=DEFAULT_PEER_TRIALS,
+                    help="staleness trials per side (default: %(default)d; --smoke: 2)")
     ap.add_argument("--out", help="results file (.md; raw numbers go to .json next to it); "
                     "default bench/results/<date>.md, none with --smoke")
     args = ap.parse_args(argv)
@@ -271,6 +297,10 @@ def parse_args(argv):
         ap.error("--sizes: at least 100 tasks each")
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
+    if args.no_peer and args.peer_only:
+        ap.error("--no-peer and --peer-only exclude each other")
+    if not 0.1 <= args.peer_ttl <= 3600 or args.peer_trials < 1:
+        ap.error("--peer-ttl: 0.1 to 3600 s; --peer-trials: at least 1")
     return args
 
 
@@ -312,6 +342,7 @@ def main(argv=None):
         bench.results["size_list"] = bench.sizes
         bench.results["repeat"] = bench.repeat
         bench.results["smoke"] = bench.smoke
+        bench.results["peer_only"] = bench.peer_only
         report = render(bench.results, bench, info, command)
     except (KeyboardInterrupt, Interrupted) as e:
         log("interrupted (%s); cleaning up" % (str(e) or "Ctrl-C"))
