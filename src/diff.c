@@ -84,11 +84,14 @@ static size_t diff_membership(const struct snapshot *old, const struct snap_task
 			      const struct snap_diff_ops *ops, void *arg, struct touched *tv)
 {
 	size_t olen = 0, nlen = 0, calls = 0;
-	const char *ov = o ? view_task_value(old->arena, view, o, &olen) : NULL;
-	const char *nv = n ? view_task_value(new->arena, view, n, &nlen) : NULL;
+	const char *ov, *nv, *id;
 	const struct snap_task *t = n ? n : o;
-	const char *id = n ? snap_task_id(new, n) : snap_task_id(old, o);
 
+	if (o && n && view_same_value(o, n, view))
+		return 0; /* the same version of the field: nothing moved */
+	ov = o ? view_task_value(old->arena, view, o, &olen) : NULL;
+	nv = n ? view_task_value(new->arena, view, n, &nlen) : NULL;
+	id = n ? snap_task_id(new, n) : snap_task_id(old, o);
 	if (ov && nv && olen == nlen && memcmp(ov, nv, olen) == 0)
 		return 0;
 	if (ov) {

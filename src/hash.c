@@ -2,6 +2,9 @@
 /* SipHash-2-4 (Aumasson and Bernstein), little-endian words. */
 #include "hash.h"
 
+#include <endian.h>
+#include <string.h>
+
 #define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND                     \
 	do {                         \
@@ -32,9 +35,8 @@ uint64_t hash_siphash24(const uint64_t k[2], const void *data, size_t len)
 	size_t i, left = len & 7;
 
 	for (i = 0; i + 8 <= len; i += 8) {
-		m = 0;
-		for (int j = 7; j >= 0; j--)
-			m = (m << 8) | in[i + (size_t)j];
+		memcpy(&m, in + i, 8);
+		m = le64toh(m);
 		v3 ^= m;
 		SIPROUND;
 		SIPROUND;

@@ -2,7 +2,10 @@
 /* Which items of an answer get a folder, within a memory budget. */
 #include "items.h"
 
+#include "radix.h"
+
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +31,10 @@ const char *const items_skip_names[ITEMS_NSKIPS] = {
 
 struct collector {
 	const char *body;
+	size_t len;
 	const uint64_t *hash_key;
+	const struct snapshot *prev; /* its tasks may stand for unchanged items */
+	size_t cursor;		     /* where in prev->order the next item may be */
 	struct item_list *l;
 	struct snap_stats *st;
 	uint64_t item_limit; /* an item costing more is skipped */
@@ -127,8 +133,13 @@ static uint64_t arena_cost(const struct scan_item *si, size_t id_len)
 	return a + field_cost(&si->field[SCAN_STATE]) + field_cost(&si->field[SCAN_OPERATION]);
 }
 
-static int add_ref(struct collector *c, const struct scan_item *si, const char *id, size_t id_len,
-		   uint64_t arena)
+static uint32_t saturate(uint64_t v)
+{
+	return v < UINT32_MAX ? (uint32_t)v : UINT32_MAX;
+}
+
+/* Append an item to build; @key is the keyed hash of @id. */
+static struct item_ref *add_ref(struct collector *c, uint64_t key, const char *id, size_t id_len)
 {
 	struct item_list *l = c->l;
 	struct item_ref *r;
@@ -138,24 +149,91 @@ static int add_ref(struct collector *c, const struct scan_item *si, const char *
 		size_t cap = l->cap ? l->cap * 2 : 256;
 		struct item_ref *v = realloc(l->v, cap * sizeof(*v));
 
-		if (!v)
-			return -ENOMEM;
+		if (!v) {
+			c->err = -ENOMEM;
+			return NULL;
+		}
 		l->v = v;
 		l->cap = cap;
 	}
 	off = arena_add(&l->ids, id, id_len, false);
-	if (off < 0)
-		return (int)off;
+	if (off < 0) {
+		c->err = (int)off;
+		return NULL;
+	}
 	r = &l->v[l->n++];
-	r->key = snapshot_hash(c->hash_key, id, id_len);
-	r->idx = si->idx;
-	r->off = si->off;
-	r->len = si->len;
+	memset(r, 0, sizeof(*r));
+	r->key = key;
 	r->id_off = (uint32_t)off;
 	r->id_len = (uint32_t)id_len;
+	return r;
+}
+
+/* What an item kept costs, charged to the answer's budget. */
+static void charge(struct collector *c, struct item_ref *r, uint64_t arena, uint64_t parse)
+{
 	r->arena = arena;
-	l->arena += arena;
-	return 0;
+	r->parse = saturate(parse);
+	c->l->arena += arena;
+	c->need += ITEMS_TASK_COST + arena + r->id_len + 1;
+	if (parse > c->transient)
+		c->transient = parse;
+}
+
+/* After an item scanned anew: go on from its place in the previous answer, if it had one. */
+static void resync(struct collector *c, uint64_t key)
+{
+	const struct snapshot *p = c->prev;
+	const struct snap_task *t = p ? snapshot_find_key(p, key) : NULL;
+	size_t from = c->cursor > 2 ? c->cursor - 2 : 0;
+
+	if (!t)
+		return;
+	for (size_t i = from; i < p->ntasks && i < c->cursor + 8; i++) {
+		if (p->order[i] == (uint32_t)(t - p->tasks)) {
+			c->cursor = i + 1;
+			return;
+		}
+	}
+}
+
+/*
+ * scan.c asks, at each item: are the bytes at @off those of the task of
+ * the previous answer that came next?  If so, that task's id, key and
+ * costs stand for the item, which is then not scanned: the length.
+ */
+static size_t known_item(void *arg, uint32_t off, uint32_t idx)
+{
+	struct collector *c = arg;
+	const struct snapshot *p = c->prev;
+	const struct snap_task *t;
+	struct item_ref *r;
+	uint64_t h;
+
+	if (!p || c->err || c->cursor >= p->ntasks)
+		return 0;
+	t = &p->tasks[p->order[c->cursor]];
+	if (t->item_len < 2 || t->item_len > c->len - off || t->item_arena == UINT32_MAX ||
+	    t->item_parse == UINT32_MAX || c->body[off + t->item_len - 1] != '}')
+		return 0;
+	if ((uint64_t)t->item_parse + t->item_arena + ITEMS_TASK_COST > c->item_limit)
+		return 0; /* over this answer's limit: let the scan say why */
+	h = snapshot_item_hash(c->hash_key, c->body + off, t->item_len);
+	if (h != t->item_hash)
+		return 0;
+	c->st->items++;
+	c->st->unscanned++;
+	r = add_ref(c, t->key, snap_task_id(p, t), t->id_len);
+	if (!r)
+		return 0;
+	r->idx = idx;
+	r->off = off;
+	r->len = t->item_len;
+	r->hash = h;
+	r->hashed = true;
+	charge(c, r, t->item_arena, t->item_parse);
+	c->cursor++;
+	return t->item_len;
 }
 
 static void on_item(void *arg, const struct scan_item *si)
@@ -163,7 +241,8 @@ static void on_item(void *arg, const struct scan_item *si)
 	struct collector *c = arg;
 	const struct scan_span *id = &si->field[SCAN_ID];
 	char buf[ID_MAX];
-	uint64_t transient, arena;
+	uint64_t transient, arena, key;
+	struct item_ref *r;
 	size_t n;
 
 	c->st->items++;
@@ -202,10 +281,15 @@ static void on_item(void *arg, const struct scan_item *si)
 		items_skipped(c->st, ITEMS_SKIP_TOO_LARGE, buf, n);
 		return;
 	}
-	c->err = add_ref(c, si, buf, n, arena);
-	c->need += ITEMS_TASK_COST + arena + n + 1;
-	if (transient > c->transient)
-		c->transient = transient;
+	key = snapshot_hash(c->hash_key, buf, n);
+	r = add_ref(c, key, buf, n);
+	if (!r)
+		return;
+	r->idx = si->idx;
+	r->off = si->off;
+	r->len = si->len;
+	charge(c, r, arena, transient);
+	resync(c, key);
 }
 
 static int ref_cmp(const void *a, const void *b)
@@ -224,7 +308,9 @@ static void drop_repeats(struct item_list *l, struct snap_stats *st)
 
 	if (!l->n)
 		return; /* and l->v may be NULL, which qsort must not see */
-	qsort(l->v, l->n, sizeof(*l->v), ref_cmp);
+	/* stable: of equal keys, the answer's order (idx) stays */
+	if (radix_sort_u64(l->v, l->n, sizeof(*l->v), offsetof(struct item_ref, key)) < 0)
+		qsort(l->v, l->n, sizeof(*l->v), ref_cmp);
 	for (size_t i = 0; i < l->n; i++) {
 		const struct item_ref *r = &l->v[i], *first = kept ? &l->v[kept - 1] : NULL;
 
@@ -242,10 +328,12 @@ static void drop_repeats(struct item_list *l, struct snap_stats *st)
 	l->n = kept;
 }
 
-int items_collect(char *body, size_t len, const uint64_t hash_key[2], struct item_list *l,
-		  struct snap_stats *st, char *err, size_t errlen)
+int items_collect(char *body, size_t len, const uint64_t hash_key[2], const struct snapshot *prev,
+		  struct item_list *l, struct snap_stats *st, char *err, size_t errlen)
 {
-	struct collector c = { .body = body, .hash_key = hash_key, .l = l, .st = st };
+	struct collector c = {
+		.body = body, .len = len, .hash_key = hash_key, .prev = prev, .l = l, .st = st
+	};
 	struct scan_result res;
 	int ret;
 
@@ -255,7 +343,8 @@ int items_collect(char *body, size_t len, const uint64_t hash_key[2], struct ite
 	l->budget = ITEMS_BUDGET_BASE + ITEMS_BUDGET_RATIO * (uint64_t)len;
 	c.item_limit = l->budget / 4;
 	json_repair(body, len);
-	ret = scan_answer(body, len, on_item, &c, &res, err, errlen);
+	ret = scan_answer_known(body, len, on_item, prev && prev->order ? known_item : NULL, &c,
+				&res, err, errlen);
 	if (ret == 0 && c.err) {
 		ret = c.err;
 		snprintf(err, errlen,

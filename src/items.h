@@ -54,6 +54,7 @@ struct snap_stats {
 	size_t skipped;		   /* items not shown, for any reason below */
 	size_t skip[ITEMS_NSKIPS]; /* ...by reason */
 	size_t duplicates;	   /* items whose id came earlier */
+	size_t unscanned;	   /* items known from the previous answer, not scanned again */
 	int64_t total_items;	   /* as the API said, -1 if absent */
 	const char *invalid;	   /* the first ITEMS_SKIP_INVALID cause, static */
 	char examples[160];	   /* a few skipped ids, escaped, for the log */
@@ -65,7 +66,10 @@ struct item_ref {
 	uint32_t idx;		 /* position in items, from 1: the first of equal ids wins */
 	uint32_t off, len;	 /* the item's bytes in the body */
 	uint32_t id_off, id_len; /* the decoded id, in the list's ids */
+	uint32_t parse;		 /* bytes parsing it can take (saturated) */
 	uint64_t arena;		 /* bytes its files and names can take in an arena */
+	uint64_t hash;		 /* snapshot_item_hash of its bytes, when @hashed */
+	bool hashed;		 /* an item known from the previous snapshot */
 };
 
 struct item_list {
@@ -76,14 +80,19 @@ struct item_list {
 	uint64_t budget;  /* bytes a build from this answer may take */
 };
 
+struct snapshot;
+
 /*
  * items_collect - repair and check @body (may be rewritten in place, at
- * the same length), fill @l and @st.  0, or -EINVAL (not an answer),
- * -EFBIG (over its memory budget), -E2BIG or -ENOMEM, with a one-line
- * cause in @err.
+ * the same length), fill @l and @st.  An item whose bytes are those of a
+ * task of @prev (may be NULL), found by walking @prev's tasks in answer
+ * order along with the new answer and comparing keyed hashes, is not
+ * scanned again: its id and costs are @prev's.  The list is the same as
+ * without @prev.  0, or -EINVAL (not an answer), -EFBIG (over its memory
+ * budget), -E2BIG or -ENOMEM, with a one-line cause in @err.
  */
-int items_collect(char *body, size_t len, const uint64_t hash_key[2], struct item_list *l,
-		  struct snap_stats *st, char *err, size_t errlen);
+int items_collect(char *body, size_t len, const uint64_t hash_key[2], const struct snapshot *prev,
+		  struct item_list *l, struct snap_stats *st, char *err, size_t errlen);
 void items_free(struct item_list *l);
 
 static inline const char *items_id(const struct item_list *l, const struct item_ref *r)

@@ -33,35 +33,45 @@ static int hex4(const char *p)
 }
 
 /* cJSON rejects a lone surrogate escape and cuts a string at \u0000 */
+/* The escape at @p (a backslash in a string): repaired if need be; where to go on. */
+static char *repair_escape(char *b, char *p, const char *end)
+{
+	size_t i = (size_t)(p - b), len = (size_t)(end - b);
+	int v, lo;
+
+	if (i + 1 >= len)
+		return (char *)end;
+	if (b[i + 1] != 'u' || i + 6 > len || (v = hex4(b + i + 2)) < 0)
+		return p + 2; /* some other escape: skip its second character */
+	if (v >= 0xd800 && v <= 0xdbff && i + 12 <= len && b[i + 6] == '\\' && b[i + 7] == 'u' &&
+	    (lo = hex4(b + i + 8)) >= 0xdc00 && lo <= 0xdfff)
+		return p + 12; /* a proper pair */
+	if ((v >= 0xd800 && v <= 0xdfff) || v == 0)
+		memcpy(b + i + 2, "0001", 4);
+	return p + 6;
+}
+
 void json_repair(char *b, size_t len)
 {
-	bool in_string = false;
+	char *p = b, *end = b + len;
 
-	for (size_t i = 0; i < len; i++) {
-		int v, lo;
+	/* from quote to quote: outside strings there is nothing to repair */
+	while (p < end && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
+		p++;
+		for (;;) {
+			char *q = memchr(p, '"', (size_t)(end - p));
+			char *e = memchr(p, '\\', (size_t)((q ? q : end) - p));
 
-		if (!in_string) {
-			in_string = b[i] == '"';
-			continue;
+			if (!e) {
+				if (!q)
+					return;
+				p = q + 1;
+				break;
+			}
+			p = repair_escape(b, e, end);
+			if (p >= end)
+				return;
 		}
-		if (b[i] == '"') {
-			in_string = false;
-			continue;
-		}
-		if (b[i] != '\\' || i + 1 >= len)
-			continue;
-		if (b[i + 1] != 'u' || i + 6 > len || (v = hex4(b + i + 2)) < 0) {
-			i++; /* some other escape: skip its second character */
-			continue;
-		}
-		if (v >= 0xd800 && v <= 0xdbff && i + 12 <= len && b[i + 6] == '\\' &&
-		    b[i + 7] == 'u' && (lo = hex4(b + i + 8)) >= 0xdc00 && lo <= 0xdfff) {
-			i += 11; /* a proper pair */
-			continue;
-		}
-		if ((v >= 0xd800 && v <= 0xdfff) || v == 0)
-			memcpy(b + i + 2, "0001", 4);
-		i += 5;
 	}
 }
 

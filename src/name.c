@@ -27,8 +27,14 @@ bool name_valid(const char *name, size_t len)
 		return false;
 	while (i < len) {
 		uint32_t cp;
-		size_t n = utf8_decode(s + i, len - i, &cp);
+		size_t n;
 
+		/* the usual id: printable ASCII, nothing to decode */
+		if (s[i] > 0x20 && s[i] < 0x7f && s[i] != '/') {
+			i++;
+			continue;
+		}
+		n = utf8_decode(s + i, len - i, &cp);
 		if (!n || cp == '/' || name_refused(cp))
 			return false;
 		i += n;

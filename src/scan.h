@@ -58,6 +58,19 @@ int scan_answer(const char *body, size_t len, void (*fn)(void *arg, const struct
 		void *arg, struct scan_result *res, char *err, size_t errlen);
 
 /*
+ * scan_answer_known - scan_answer, but before each element of "items"
+ * that starts with '{', @known is asked whether the bytes at @off are an
+ * item it has seen whole and accepted before (it compares them); when it
+ * returns their length, that item is neither scanned nor passed to @fn
+ * but counted with position @idx, and scanning goes on after it.  Sound
+ * because a complete JSON value ends where its own bytes say.
+ */
+int scan_answer_known(const char *body, size_t len,
+		      void (*fn)(void *arg, const struct scan_item *it),
+		      size_t (*known)(void *arg, uint32_t off, uint32_t idx), void *arg,
+		      struct scan_result *res, char *err, size_t errlen);
+
+/*
  * scan_string - decode the string token @tok (@len bytes, quotes
  * included, as scan_answer() delimited it) into @out, which has room for
  * @len bytes.  Returns the decoded length.  Escapes of lone surrogates

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "items.h"
 #include "json.h"
 #include "name.h"
+#include "radix.h"
 #include "sorted.h"
 #include "view.h"
 
@@ -176,6 +178,40 @@ static int build_files(struct arena *a, struct snap_ctx *ctx, const struct snaps
 	return ret;
 }
 
+/*
+ * The item's bytes did not change: its files are @pt's, bytes, node ids
+ * and times, which is what parsing it again would give.  Copied into this
+ * snapshot's arena (a snapshot owns all its bytes).
+ */
+static int reuse_task(struct arena *a, const struct snapshot *prev, const struct snap_task *pt,
+		      struct snap_task *t)
+{
+	t->mtime = pt->mtime;
+	t->strings = pt->strings;
+	for (int k = 0; k < SNAP_NKINDS; k++) {
+		const struct snap_file *pf = &pt->file[k];
+		int64_t off;
+
+		if (!pf->nodeid)
+			continue;
+		/* the stored length counts the final newline that arena_add adds */
+		off = arena_add(a, snap_file_data(prev, pf), pf->len - 1, true);
+		if (off < 0)
+			return (int)off;
+		t->file[k] = *pf;
+		t->file[k].off = (uint32_t)off;
+	}
+	return 0;
+}
+
+/* another domain than ids and bodies */
+uint64_t snapshot_item_hash(const uint64_t hash_key[2], const char *item, size_t len)
+{
+	const uint64_t k[2] = { hash_key[0], ~hash_key[1] };
+
+	return hash_siphash24(k, item, len);
+}
+
 /* Build task @t from the item @r names, parsed now and freed before returning. */
 static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapshot *prev,
 		      const char *body, const struct item_list *l, const struct item_ref *r,
@@ -194,6 +230,15 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 		return (int)off;
 	t->id_off = (uint32_t)off;
 	t->id_len = r->id_len;
+	t->item_hash =
+		r->hashed ? r->hash : snapshot_item_hash(ctx->hash_key, body + r->off, r->len);
+	t->item_len = r->len;
+	t->item_arena = r->arena < UINT32_MAX ? (uint32_t)r->arena : UINT32_MAX;
+	t->item_parse = r->parse;
+	if (pt && pt->item_hash == t->item_hash && !ctx->no_reuse) {
+		ctx->reused++;
+		return reuse_task(a, prev, pt, t);
+	}
 	ret = json_item_parse(body + r->off, r->len, &item);
 	if (ret < 0)
 		return ret;
@@ -233,7 +278,36 @@ static int build_nodes(struct snapshot *s)
 		}
 	}
 	s->nnodes = n;
-	qsort(s->nodes, n, sizeof(*s->nodes), node_cmp);
+	if (radix_sort_u64(s->nodes, n, sizeof(*s->nodes), offsetof(struct snap_node, nodeid)) < 0)
+		qsort(s->nodes, n, sizeof(*s->nodes), node_cmp);
+	return 0;
+}
+
+/* The tasks in the answer's order, for the next parse to walk along (items.c). */
+static int build_order(struct snapshot *s, const struct item_list *l)
+{
+	struct pos {
+		uint64_t idx;
+		uint32_t task;
+	} *v = malloc(sizeof(*v) * (s->ntasks + 1));
+
+	free(s->order);
+	s->order = malloc(sizeof(*s->order) * (s->ntasks + 1));
+	if (!v || !s->order) {
+		free(v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < s->ntasks; i++) {
+		v[i].idx = l->v[i].idx;
+		v[i].task = (uint32_t)i;
+	}
+	if (radix_sort_u64(v, s->ntasks, sizeof(*v), offsetof(struct pos, idx)) < 0) {
+		free(v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < s->ntasks; i++)
+		s->order[i] = v[i].task;
+	free(v);
 	return 0;
 }
 
@@ -283,7 +357,9 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 	}
 	atomic_init(&s->refs, 1);
 	ctx->stamped = false;
-	ret = items_collect(body, len, ctx->hash_key, &l, &s->stats, err, errlen);
+	ctx->reused = 0;
+	ret = items_collect(body, len, ctx->hash_key, ctx->no_reuse ? NULL : prev, &l, &s->stats,
+			    err, errlen);
 	if (ret < 0)
 		goto out_free_snap;
 	ret = -ENOMEM;
@@ -309,7 +385,7 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 		if (shrunk)
 			s->arena = shrunk;
 	}
-	if (build_nodes(s) < 0) {
+	if (build_nodes(s) < 0 || build_order(s, &l) < 0) {
 		ret = -ENOMEM;
 		goto out_nomem;
 	}
@@ -351,6 +427,7 @@ void snapshot_put(struct snapshot *s)
 		free(s->view[v].members);
 	}
 	free(s->tasks);
+	free(s->order);
 	free(s->nodes);
 	free(s->arena);
 	free(s);

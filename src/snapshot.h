@@ -99,10 +99,14 @@ struct snap_file {
 };
 
 struct snap_task {
-	uint64_t key;  /* keyed hash of the id: readdir order, cookie, inode */
-	int64_t mtime; /* s; the task's timestamp */
+	uint64_t key;	    /* keyed hash of the id: readdir order, cookie, inode */
+	uint64_t item_hash; /* keyed hash of the item's bytes: unchanged items are reused */
+	int64_t mtime;	    /* s; the task's timestamp */
 	uint32_t id_off, id_len;
-	uint32_t strings; /* bit k: field k was a JSON string */
+	uint32_t strings;    /* bit k: field k was a JSON string */
+	uint32_t item_len;   /* bytes of its item in the answer */
+	uint32_t item_arena; /* what items.c charged for it: arena bytes... */
+	uint32_t item_parse; /* ...and parse bytes (UINT32_MAX: too many to keep) */
 	struct snap_file file[SNAP_NKINDS];
 };
 
@@ -118,6 +122,7 @@ struct snapshot {
 	int64_t views_mtime_ns; /* view folders: when the first snapshot was built */
 	size_t ntasks;
 	struct snap_task *tasks; /* sorted by key */
+	uint32_t *order;	 /* task indexes in the answer's order */
 	size_t nnodes;
 	struct snap_node *nodes; /* file node ids, sorted */
 	char *arena;
@@ -133,13 +138,18 @@ struct snap_ctx {
 	int64_t newest_ns;    /* the latest mtime given out; parse never lowers it */
 	bool stamped;	      /* this parse has given out a stamp... */
 	int64_t first_ns;     /* ...and this was the first */
+	bool no_reuse;	      /* tests: build every task from its item, reuse nothing */
+	size_t reused;	      /* tasks the last parse took over from @prev unparsed */
 };
 
 extern const char *const snap_file_names[SNAP_NKINDS];
 
 /*
  * snapshot_parse - build a snapshot from an API answer.  @prev (may be
- * NULL) lends node ids and mtimes to files whose content did not change.
+ * NULL) lends node ids and mtimes to files whose content did not change,
+ * and a task whose item has the same bytes as in @prev (same keyed hash)
+ * is copied from it without being parsed again: the result is the one a
+ * full build would give, at the cost of a memcpy.
  * @body may be rewritten in place (same length), see json_answer_parse().  Returns 0 with *@out
  * holding one reference, or -EINVAL/-ENOMEM/-E2BIG with a one-line cause in
  * @err.  Pure: no clock, no I/O, no locks.
@@ -161,6 +171,9 @@ int snapshot_reindex(struct snapshot *s);
  * their whole second after the last change stay.  Before @s is shown.
  */
 void snapshot_restamp(struct snapshot *s, struct snap_ctx *ctx, int64_t at_ns);
+
+/* snapshot_item_hash - the keyed hash of an item's bytes (snap_task.item_hash) */
+uint64_t snapshot_item_hash(const uint64_t hash_key[2], const char *item, size_t len);
 
 struct snapshot *snapshot_get(struct snapshot *s);
 void snapshot_put(struct snapshot *s);

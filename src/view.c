@@ -2,7 +2,10 @@
 /* Views: a snapshot's tasks grouped by state and by operation. */
 #include "view.h"
 
+#include "radix.h"
+
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +54,14 @@ const char *view_task_value(const char *arena, enum snap_view_kind view, const s
 	return arena + f->off;
 }
 
+bool view_same_value(const struct snap_task *o, const struct snap_task *n, enum snap_view_kind view)
+{
+	enum snap_kind k = view_field[view];
+
+	return o->file[k].nodeid == n->file[k].nodeid &&
+	       (o->strings & (1u << k)) == (n->strings & (1u << k));
+}
+
 struct view_pair {
 	uint64_t vkey;
 	uint32_t task;
@@ -89,12 +100,16 @@ int view_build(struct snapshot *s, struct arena *a, const uint64_t hash_key[2],
 		pairs[n].task = (uint32_t)i;
 		n++;
 	}
-	qsort(pairs, n, sizeof(*pairs), view_pair_cmp);
+	/* stable: a value's members stay in task order */
+	if (radix_sort_u64(pairs, n, sizeof(*pairs), offsetof(struct view_pair, vkey)) < 0)
+		qsort(pairs, n, sizeof(*pairs), view_pair_cmp);
 	v->nvalues = 0;
 	for (size_t i = 0, m = 0; i < n; i++) {
 		struct snap_value *val = v->nvalues ? &v->values[v->nvalues - 1] : NULL;
-		size_t len;
-		const char *name = view_task_value(a->buf, view, &s->tasks[pairs[i].task], &len);
+		/* checked by view_task_value above; the arena may have moved since */
+		const struct snap_file *f = &s->tasks[pairs[i].task].file[view_field[view]];
+		const char *name = a->buf + f->off;
+		size_t len = f->len - 1;
 		int64_t off;
 
 		if (val && val->vkey == pairs[i].vkey) {

@@ -71,4 +71,12 @@ size_t view_seek_value(const struct snapshot *s, enum snap_view_kind view, uint6
 bool view_has_task(const struct snapshot *s, enum snap_view_kind view, const struct snap_value *v,
 		   const struct snap_task *t);
 
+/*
+ * view_same_value - whether tasks @o and @n (of two snapshots) have the
+ * same value in @view, known from the file version alone: one node id is
+ * one content, and the string flag says whether that content is a name.
+ */
+bool view_same_value(const struct snap_task *o, const struct snap_task *n,
+		     enum snap_view_kind view);
+
 #endif

@@ -50,6 +50,81 @@ static void check_raw(const struct snapshot *s, const struct snap_file *f)
 	free(wrap);
 }
 
+/* Two snapshots the same in all a reader can see: tasks, files, bytes, ids, times. */
+static void check_same(const struct snapshot *x, const struct snapshot *y)
+{
+	if (x->ntasks != y->ntasks || x->nnodes != y->nnodes || x->mtime_ns != y->mtime_ns)
+		abort();
+	for (size_t i = 0; i < x->ntasks; i++) {
+		const struct snap_task *a = &x->tasks[i], *b = &y->tasks[i];
+
+		if (a->key != b->key || a->mtime != b->mtime || a->strings != b->strings ||
+		    a->item_hash != b->item_hash || a->id_len != b->id_len ||
+		    memcmp(snap_task_id(x, a), snap_task_id(y, b), a->id_len) != 0)
+			abort();
+		for (int k = 0; k < SNAP_NKINDS; k++) {
+			const struct snap_file *f = &a->file[k], *g = &b->file[k];
+
+			if (f->nodeid != g->nodeid || f->mtime_ns != g->mtime_ns ||
+			    f->len != g->len ||
+			    (f->nodeid &&
+			     memcmp(snap_file_data(x, f), snap_file_data(y, g), f->len) != 0))
+				abort();
+		}
+	}
+	for (int v = 0; v < SNAP_NVIEWS; v++)
+		if (x->view[v].nvalues != y->view[v].nvalues)
+			abort();
+}
+
+/*
+ * A second answer after the first (the input split at its first NUL, which
+ * no answer can hold): built with the first as @prev, reusing the tasks
+ * whose item bytes did not change, it must equal a build that parses
+ * every item, from the same allocator and clock.
+ */
+static void check_reuse(const uint8_t *data, size_t size, size_t cut)
+{
+	struct snap_ctx ctx = { .hash_key = { 7, 11 },
+				.now_ns = 1700000000000000000LL,
+				.next_nodeid = 16 };
+	struct snapshot *a = NULL, *b = NULL, *c = NULL;
+	size_t blen = size - cut - 1;
+	char err[160], *copy = malloc(size + 1);
+	struct snap_ctx full;
+	int rb, rc;
+
+	if (!copy)
+		return;
+	memcpy(copy, data, cut);
+	if (snapshot_parse(copy, cut, NULL, &ctx, &a, err, sizeof(err)) < 0) {
+		free(copy);
+		return;
+	}
+	ctx.now_ns += 1000000000;
+	full = ctx;
+	full.no_reuse = true;
+	memcpy(copy, data + cut + 1, blen);
+	rb = snapshot_parse(copy, blen, a, &ctx, &b, err, sizeof(err));
+	memcpy(copy, data + cut + 1, blen);
+	rc = snapshot_parse(copy, blen, a, &full, &c, err, sizeof(err));
+	if ((rb < 0) != (rc < 0) || full.reused != 0 || (rc == 0 && c->stats.unscanned != 0))
+		abort();
+	if (rb == 0 && (b->stats.items != c->stats.items || b->stats.skipped != c->stats.skipped ||
+			b->stats.duplicates != c->stats.duplicates ||
+			b->stats.total_items != c->stats.total_items))
+		abort();
+	if (rb == 0) {
+		check_same(b, c);
+		if (ctx.next_nodeid != full.next_nodeid || ctx.newest_ns != full.newest_ns)
+			abort();
+	}
+	snapshot_put(a);
+	snapshot_put(b);
+	snapshot_put(c);
+	free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -65,6 +140,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!copy)
 		return 0;
+	{
+		const uint8_t *nul = memchr(data, 0, size);
+
+		if (nul) {
+			check_reuse(data, size, (size_t)(nul - data));
+			free(copy);
+			return 0;
+		}
+	}
 	memcpy(copy, data, size);
 	ret = snapshot_parse(copy, size, NULL, &ctx, &a, err, sizeof(err));
 	if (ret == -EPROTO) /* the scanner and cJSON disagree */
@@ -73,10 +157,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(copy);
 		return 0;
 	}
-	/* the same answer again: nothing may change, no node id may go */
+	/* the same answer again: nothing may change, no node id may go, nothing is parsed */
 	memcpy(copy, data, size);
 	ctx.now_ns += 1000000000;
-	if (snapshot_parse(copy, size, a, &ctx, &b, err, sizeof(err)) < 0)
+	if (snapshot_parse(copy, size, a, &ctx, &b, err, sizeof(err)) < 0 ||
+	    ctx.reused != a->ntasks)
 		abort();
 	free(copy);
 	if (diff_snapshots(a, b, ctx.hash_key, &ops, &calls) != 0 || calls != 0)

@@ -496,6 +496,57 @@ static void test_views(void)
 	snapshot_put(s);
 }
 
+/* Unchanged items are taken over unparsed, and that changes nothing a reader sees. */
+static void test_reuse(void)
+{
+	static const char *const two[] = {
+		"{\"items\": [{\"id\": \"x\", \"state\": \"PENDING\", \"timestamp\": 5},"
+		"{\"id\": \"y\", \"state\": \"PENDING\"}, {\"id\": \"z\", \"state\": 7}]}",
+		/* w is new, y changed; x and z are the same bytes, found in answer order */
+		"{\"items\": [{\"id\": \"w\", \"operation\": \"CREATE\"}, "
+		"{\"id\": \"x\", \"state\": \"PENDING\", \"timestamp\": 5}, "
+		"{\"id\": \"y\", \"state\": \"FAILED\"}, {\"id\": \"z\", \"state\": 7}]}",
+	};
+	struct snapshot *a, *b, *c;
+	struct snap_ctx saved;
+
+	ctx.now_ns = 3000 * NS;
+	a = parse(two[0], NULL);
+	CHECK(a && ctx.reused == 0);
+	ctx.now_ns += NS;
+	saved = ctx;
+	b = parse(two[1], a);
+	CHECK(b && ctx.reused == 2);
+	CHECK(b && b->stats.unscanned == 2 && b->stats.items == 4);
+	ctx = saved;
+	ctx.no_reuse = true;
+	c = parse(two[1], a);
+	ctx.no_reuse = false;
+	CHECK(c && ctx.reused == 0 && c->stats.unscanned == 0);
+	if (!a || !b || !c)
+		return;
+	CHECK(b->ntasks == 4 && c->ntasks == 4);
+	for (size_t i = 0; i < b->ntasks && i < c->ntasks; i++) {
+		const struct snap_task *x = &b->tasks[i], *y = &c->tasks[i];
+
+		CHECK(x->key == y->key && x->mtime == y->mtime && x->strings == y->strings);
+		for (int k = 0; k < SNAP_NKINDS; k++) {
+			CHECK(x->file[k].nodeid == y->file[k].nodeid);
+			CHECK(x->file[k].mtime_ns == y->file[k].mtime_ns);
+			CHECK(x->file[k].len == y->file[k].len);
+			if (x->file[k].nodeid && x->file[k].len == y->file[k].len)
+				CHECK(memcmp(snap_file_data(b, &x->file[k]),
+					     snap_file_data(c, &y->file[k]), x->file[k].len) == 0);
+		}
+	}
+	CHECK_STR(file_text(b, "z", SNAP_STATE), "7\n");
+	CHECK_STR(file_text(b, "y", SNAP_STATE), "FAILED\n");
+	CHECK(strstr(file_text(b, "x", SNAP_RAW), "\"timestamp\": 5") != NULL);
+	snapshot_put(a);
+	snapshot_put(b);
+	snapshot_put(c);
+}
+
 int main(void)
 {
 	test_seed();
@@ -507,6 +558,7 @@ int main(void)
 	test_bad_answers();
 	test_versions();
 	test_views();
+	test_reuse();
 	test_restamp(); /* last: it moves the shared clock far ahead */
 	return check_done("test_snapshot");
 }
