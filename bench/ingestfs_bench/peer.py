@@ -15,8 +15,9 @@ against the same simulator in the same run as ingestfs:
   (with --smoke a difference fails the run);
 - staleness: ingestfs mounted with ttl=--peer-ttl, then the peer run by a
   cron-like driver every --peer-ttl seconds; in each of --peer-trials
-  trials a random wait (uniform over one TTL), one task PATCHed to FAILED,
-  and a reader polls its `state` file every POLL_S until it reads FAILED.
+  trials a random wait (uniform over one TTL; the same sequence of waits on
+  both sides), one task PATCHed to FAILED, and a reader polls its `state`
+  file every POLL_S until it reads FAILED.
 
 Owns: PEER_SH, POLL_S, RE_FETCH, RE_PEER, spawn_wait, Cron, loadavg,
 read_bytes, PeerMixin (peer_job, du_kib, peer_figures, other_cpu,
@@ -300,7 +301,7 @@ class PeerMixin:
         on) to FAILED, poll its `state` until it reads FAILED.  @runs()
         lists the (start, end) of the refreshes so far, to tell which one
         brought the change."""
-        rng = random.Random(20261130 + first)
+        rng = random.Random(20261130)  # both sides wait the same sequence: paired trials
         ttl = self.peer_ttl
         limit = 3 * ttl + 120 + n / 1000.0
         out = []
