@@ -367,6 +367,8 @@ def peer_rows(r):
          fmt_bytes),
         ("staleness, ttl %g s, %d trials: median, s" % (p["ttl"], p["trials"]),
          stale("peer", median), stale("ingestfs", median), fmt_s),
+        ("staleness: mean, s", stale("peer", lambda v: sum(v) / len(v)),
+         stale("ingestfs", lambda v: sum(v) / len(v)), fmt_s),
         ("staleness: max, s", stale("peer", max), stale("ingestfs", max), fmt_s),
         ("staleness: of which the refresh that brought it (median), s",
          part("peer"), part("ingestfs"), fmt_s),
