@@ -178,15 +178,10 @@ static void gone_add(void *arg, const struct snapshot *old, const struct snap_no
 }
 
 /*
- * Swap @next in.  Node ids of @old that the kernel still holds keep their
- * bytes as blobs, so an open file never changes under its reader.
- */
-/*
- * What a swap must tell the kernel, worked out before the swap, so that
- * the kernel hears of a new version right after it is in place: a tool
- * that remembers when it last ran (tar --listed-incremental) must not
- * read an old version through a cached name once the clock has passed
- * the new version's mtime.  Names point into the old or new snapshot.
+ * What a swap must tell the kernel, worked out by cache_retire before the
+ * snapshot is stamped: the names are told then, the folders right after
+ * the swap (cache_publish).  Names point into the old or new snapshot,
+ * both alive until the swap is done.
  */
 struct inval_list {
 	struct inval_name {
@@ -239,6 +234,7 @@ static void list_inode(void *arg, uint64_t nodeid)
 	l->folders[l->nfolders++] = nodeid;
 }
 
+/* without memory for a list, a second diff tells names, or folders, as it goes */
 static void direct_entry(void *arg, uint64_t parent, const char *name, size_t len)
 {
 	const struct cache_notify *n = arg;
@@ -253,25 +249,95 @@ static void direct_inode(void *arg, uint64_t nodeid)
 	n->inode(n->arg, nodeid);
 }
 
-/*
- * Tell the kernel what changed from @old to @next, from the list made
- * before the swap (or, if there was no memory for it, straight from a
- * diff).  Folder invalidation does not wait for a READDIR in flight,
- * which may still carry the old listing into the kernel's cache; saying
- * it again 20 ms later closes that window.  Names need no echo: their
- * invalidation waits for lookups.
- */
-static void cache_send_changes(struct cache *c, const struct snapshot *old,
-			       const struct snapshot *next, struct inval_list *l)
+static void skip_entry(void *arg, uint64_t parent, const char *name, size_t len)
 {
-	if (l->oom) {
-		struct snap_diff_ops ops = { direct_entry, direct_inode };
+	(void)arg;
+	(void)parent;
+	(void)name;
+	(void)len;
+}
 
-		l->changes = diff_snapshots(old, next, c->hash_key, &ops, &c->notify);
+static void skip_inode(void *arg, uint64_t nodeid)
+{
+	(void)arg;
+	(void)nodeid;
+}
+
+static void inval_list_free(struct inval_list *l)
+{
+	if (!l)
+		return;
+	free(l->names);
+	free(l->folders);
+	free(l);
+}
+
+/*
+ * Names first, before the stamps are set.  A name the kernel holds is
+ * used without asking us for up to a day; if it still led to the old
+ * version after the swap, a tar run starting then would read the old
+ * version, note its start time, and never take the new one, stamped
+ * before that start.  So: mark the current snapshot retiring (lookups
+ * and READDIRPLUS from it answer with entry timeout 0, fs_entry_timeout),
+ * then invalidate each changed name.  The kernel's invalidation waits
+ * for lookups in flight under the same folder, so a name handed out
+ * before the mark is gone when it returns, and one handed out after it
+ * is asked for again at each use.  Hence every path to a changed file
+ * is resolved by us from here on, and we give the new version from the
+ * swap on, stamped at most a moment before it (cache_publish).
+ */
+void cache_retire(struct cache *c, struct snapshot *next)
+{
+	struct snap_diff_ops list = { list_entry, list_inode };
+	struct snapshot *old;
+	struct inval_list *l;
+
+	pthread_mutex_lock(&c->lock);
+	old = c->current;
+	pthread_mutex_unlock(&c->lock);
+	/* only the refresher swaps, so @old stays current until we do */
+	if (!old || !c->started || !c->notify.entry || atomic_load(&c->stopping))
+		return;
+	l = calloc(1, sizeof(*l));
+	atomic_store(&old->retiring, true);
+	if (l)
+		l->changes = diff_snapshots(old, next, c->hash_key, &list, l);
+	if (!l || l->oom) {
+		struct snap_diff_ops names = { direct_entry, skip_inode };
+
+		if (l) {
+			free(l->names);
+			free(l->folders);
+			memset(l, 0, sizeof(*l));
+			l->oom = true; /* cache_publish diffs again for the folders */
+		}
+		diff_snapshots(old, next, c->hash_key, &names, &c->notify);
 	} else {
-		for (size_t i = 0; i < l->nnames; i++)
+		for (size_t i = 0; i < l->nnames && !atomic_load(&c->stopping); i++)
 			c->notify.entry(c->notify.arg, l->names[i].parent, l->names[i].name,
 					l->names[i].len);
+	}
+	c->told = l; /* NULL without memory: cache_publish diffs for the folders */
+	c->retired = true;
+}
+
+/*
+ * After the swap: the folders whose listing or attributes changed.
+ * Folder invalidation does not wait for a READDIR in flight, which may
+ * still carry the old listing into the kernel's cache; saying it again
+ * 20 ms later closes that window.
+ */
+static void cache_send_folders(struct cache *c, const struct snapshot *old,
+			       const struct snapshot *next, struct inval_list *l)
+{
+	size_t changes;
+
+	if (!l || l->oom) {
+		struct snap_diff_ops folders = { skip_entry, direct_inode };
+
+		changes = diff_snapshots(old, next, c->hash_key, &folders, &c->notify);
+	} else {
+		changes = l->changes;
 		for (size_t i = 0; i < l->nfolders; i++)
 			c->notify.inode(c->notify.arg, l->folders[i]);
 		if (l->nfolders && !atomic_load(&c->stopping)) {
@@ -283,7 +349,7 @@ static void cache_send_changes(struct cache *c, const struct snapshot *old,
 		}
 	}
 	pthread_mutex_lock(&c->lock);
-	c->last_changes = l->changes;
+	c->last_changes = changes;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -405,10 +471,10 @@ static void wait_for_clock(struct cache *c, int64_t newest_ns)
 int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 {
 	struct gone_list gone = { 0 };
-	struct inval_list inval = { 0 };
+	struct inval_list *told = c->told;
 	struct snapshot *old;
 	int feed_grew;
-	bool tell;
+	bool tell = c->retired;
 
 	pthread_mutex_lock(&c->lock);
 	old = c->current;
@@ -416,12 +482,8 @@ int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 	/* only the refresher swaps, so @old stays current until we do */
 	if (old)
 		diff_for_each_gone(old, next, gone_add, &gone);
-	tell = old && c->started && c->notify.entry && !atomic_load(&c->stopping);
-	if (tell) {
-		struct snap_diff_ops ops = { list_entry, list_inode };
-
-		inval.changes = diff_snapshots(old, next, c->hash_key, &ops, &inval);
-	}
+	c->told = NULL;
+	c->retired = false;
 	c->stamps_moved = false;
 	wait_for_clock(c, c->ctx.newest_ns);
 
@@ -444,9 +506,11 @@ int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 		/* blobs already made for still-current node ids do no harm */
 		pthread_mutex_unlock(&c->lock);
 		free(gone.v);
-		free(inval.names);
-		free(inval.folders);
+		inval_list_free(told);
 		snapshot_put(next);
+		/* still current: its names may be cached again */
+		if (old)
+			atomic_store(&old->retiring, false);
 		if (c->feed)
 			feed_abandon(c->feed);
 		return -ENOMEM;
@@ -482,11 +546,10 @@ int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 		cache_log_recovery(c, next);
 
 	if (tell && !atomic_load(&c->stopping))
-		cache_send_changes(c, old, next, &inval);
+		cache_send_folders(c, old, next, told);
 	if (feed_grew && c->started && c->notify.entry && !atomic_load(&c->stopping))
 		cache_feed_notify(c, feed_grew == 2);
-	free(inval.names);
-	free(inval.folders);
+	inval_list_free(told);
 	snapshot_put(old);
 #ifdef __GLIBC__
 	/* parsing left many small blocks free; give the pages back */

@@ -29,6 +29,7 @@
 
 struct api;
 struct http_client;
+struct inval_list;
 struct state_dir;
 
 /* an answer as it arrived, kept until it is saved */
@@ -70,7 +71,9 @@ struct cache {
 	struct snapshot *restored; /* the saved snapshot, until the first fetch is done */
 	int64_t restored_at_ns;	   /* when its answer arrived */
 	uint64_t restored_feed_gen, restored_feed_len; /* the feed as the state knew it */
-	bool stamps_moved; /* cache_publish moved the stamps: save again */
+	bool stamps_moved;	 /* cache_publish moved the stamps: save again */
+	bool retired;		 /* cache_retire told the kernel; cache_publish goes on */
+	struct inval_list *told; /* its list (NULL without memory) */
 	/* opened by cache_first_fetch; appended by the refresher; read by anyone */
 	struct feed *feed;
 	int64_t feed_mtime_ns; /* under lock: when the feed last grew */
@@ -133,6 +136,16 @@ static inline double mono_now(void)
 
 /* ---- cache.c, for refresh.c ---- */
 
+/*
+ * cache_retire - before @next is stamped, saved and published: make the
+ * kernel forget every name whose meaning @next changes, and answer names
+ * from the current snapshot uncached until the swap.  From then until
+ * the swap, every path to a changed file is resolved by us, so nobody
+ * sees an old version after the new one's stamp (tar --listed-incremental
+ * would skip it for good).  Only once mounted; the list is kept for
+ * cache_publish.
+ */
+void cache_retire(struct cache *c, struct snapshot *next);
 /*
  * cache_publish - swap @next in, taking its reference; 0, or -ENOMEM
  * keeping the old one.  @from_api: a refresh succeeded (health and

@@ -63,7 +63,7 @@ static void readdir_root(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool p
 
 			memset(&e, 0, sizeof(e));
 			fs_fill_dir(fs, &e.attr, snap_dir_nodeid(t->key), fs_time_s(t->mtime), 0);
-			fs_fill_entry(&e, snap_dir_nodeid(t->key), FS_CACHE_TIMEOUT);
+			fs_fill_entry(&e, snap_dir_nodeid(t->key), fs_entry_timeout(s));
 			if (!dirbuf_add(req, d, plus, snap_task_id(s, t), &e,
 					(off_t)(t->key + SNAP_DIR_OFFSET)))
 				break;
@@ -78,11 +78,13 @@ static void readdir_task(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool p
 {
 	uint64_t counted[SNAP_NKINDS];
 	struct fuse_entry_param e;
+	const struct snapshot *s;
 	const struct snap_task *t;
 	size_t ncounted = 0, prev_used;
 
 	cache_lock(fs->cache);
-	t = snapshot_find_key(cache_current_locked(fs->cache), snap_dir_key(ino));
+	s = cache_current_locked(fs->cache);
+	t = snapshot_find_key(s, snap_dir_key(ino));
 	if (!t) {
 		cache_unlock(fs->cache);
 		fuse_reply_err(req, ENOENT);
@@ -94,7 +96,7 @@ static void readdir_task(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool p
 				continue;
 			memset(&e, 0, sizeof(e));
 			fs_fill_task_file(fs, &e.attr, t, (enum snap_kind)k);
-			fs_fill_entry(&e, t->file[k].nodeid, FS_CACHE_TIMEOUT);
+			fs_fill_entry(&e, t->file[k].nodeid, fs_entry_timeout(s));
 			prev_used = d->used;
 			if (!dirbuf_add(req, d, plus, snap_file_names[k], &e, SNAP_DIR_OFFSET + k))
 				break;
@@ -129,7 +131,7 @@ static void readdir_view_root(fuse_req_t req, struct fs *fs, struct dirbuf *d, b
 
 			memset(&e, 0, sizeof(e));
 			fs_fill_view_dir(fs, &e.attr, snap_value_nodeid(val->vkey), s);
-			fs_fill_entry(&e, snap_value_nodeid(val->vkey), FS_CACHE_TIMEOUT);
+			fs_fill_entry(&e, snap_value_nodeid(val->vkey), fs_entry_timeout(s));
 			if (!dirbuf_add(req, d, plus, s->arena + val->name_off, &e,
 					(off_t)(val->vkey + SNAP_DIR_OFFSET)))
 				break;
@@ -170,7 +172,7 @@ static void readdir_value(fuse_req_t req, struct fs *fs, struct dirbuf *d, bool 
 
 			memset(&e, 0, sizeof(e));
 			fs_fill_link(fs, &e.attr, view, t);
-			fs_fill_entry(&e, snap_link_nodeid(t->key, view), FS_CACHE_TIMEOUT);
+			fs_fill_entry(&e, snap_link_nodeid(t->key, view), fs_entry_timeout(s));
 			if (!dirbuf_add(req, d, plus, snap_task_id(s, t), &e,
 					(off_t)(t->key + SNAP_DIR_OFFSET)))
 				break;

@@ -5,13 +5,13 @@
 #include <errno.h>
 #include <string.h>
 
-static void reply_negative(fuse_req_t req)
+static void reply_negative(fuse_req_t req, double timeout)
 {
 	struct fuse_entry_param e;
 
 	/* cached until the refresher says the name appeared */
 	memset(&e, 0, sizeof(e));
-	e.entry_timeout = FS_CACHE_TIMEOUT;
+	e.entry_timeout = timeout;
 	fuse_reply_entry(req, &e);
 }
 
@@ -72,20 +72,22 @@ static void lookup_root(fuse_req_t req, struct fs *fs, const char *name)
 		memset(&e, 0, sizeof(e));
 		fs_fill_view_dir(fs, &e.attr, SNAP_VIEW_ROOT_NODEID + (uint64_t)v, s);
 		e.attr.st_nlink += s->view[v].nvalues;
-		fs_fill_entry(&e, SNAP_VIEW_ROOT_NODEID + (uint64_t)v, FS_CACHE_TIMEOUT);
+		fs_fill_entry(&e, SNAP_VIEW_ROOT_NODEID + (uint64_t)v, fs_entry_timeout(s));
 		snapshot_put(s);
 		fuse_reply_entry(req, &e);
 		return;
 	}
 	t = snapshot_find(s, cache_hash_key(fs->cache), name, strlen(name));
 	if (!t) {
+		double timeout = fs_entry_timeout(s);
+
 		snapshot_put(s);
-		reply_negative(req);
+		reply_negative(req, timeout);
 		return;
 	}
 	memset(&e, 0, sizeof(e));
 	fs_fill_dir(fs, &e.attr, snap_dir_nodeid(t->key), fs_time_s(t->mtime), 0);
-	fs_fill_entry(&e, snap_dir_nodeid(t->key), FS_CACHE_TIMEOUT);
+	fs_fill_entry(&e, snap_dir_nodeid(t->key), fs_entry_timeout(s));
 	snapshot_put(s);
 	fuse_reply_entry(req, &e);
 }
@@ -107,8 +109,10 @@ static void lookup_task(fuse_req_t req, struct fs *fs, uint64_t parent, const ch
 		return;
 	}
 	if (kind < 0 || !t->file[kind].nodeid) {
+		double timeout = fs_entry_timeout(s);
+
 		cache_unlock(fs->cache);
-		reply_negative(req);
+		reply_negative(req, timeout);
 		return;
 	}
 	nodeid = t->file[kind].nodeid;
@@ -120,8 +124,8 @@ static void lookup_task(fuse_req_t req, struct fs *fs, uint64_t parent, const ch
 	}
 	memset(&e, 0, sizeof(e));
 	fs_fill_task_file(fs, &e.attr, t, (enum snap_kind)kind);
+	fs_fill_entry(&e, nodeid, fs_entry_timeout(s));
 	cache_unlock(fs->cache);
-	fs_fill_entry(&e, nodeid, FS_CACHE_TIMEOUT);
 	if (fuse_reply_entry(req, &e) < 0)
 		cache_forget(fs->cache, nodeid, 1);
 }
@@ -135,13 +139,15 @@ static void lookup_view_root(fuse_req_t req, struct fs *fs, enum snap_view_kind 
 	struct fuse_entry_param e;
 
 	if (!v) {
+		double timeout = fs_entry_timeout(s);
+
 		snapshot_put(s);
-		reply_negative(req);
+		reply_negative(req, timeout);
 		return;
 	}
 	memset(&e, 0, sizeof(e));
 	fs_fill_view_dir(fs, &e.attr, snap_value_nodeid(v->vkey), s);
-	fs_fill_entry(&e, snap_value_nodeid(v->vkey), FS_CACHE_TIMEOUT);
+	fs_fill_entry(&e, snap_value_nodeid(v->vkey), fs_entry_timeout(s));
 	snapshot_put(s);
 	fuse_reply_entry(req, &e);
 }
@@ -162,13 +168,15 @@ static void lookup_value(fuse_req_t req, struct fs *fs, uint64_t parent, const c
 	}
 	t = snapshot_find(s, cache_hash_key(fs->cache), name, strlen(name));
 	if (!t || !view_has_task(s, view, v, t)) {
+		double timeout = fs_entry_timeout(s);
+
 		snapshot_put(s);
-		reply_negative(req);
+		reply_negative(req, timeout);
 		return;
 	}
 	memset(&e, 0, sizeof(e));
 	fs_fill_link(fs, &e.attr, view, t);
-	fs_fill_entry(&e, snap_link_nodeid(t->key, view), FS_CACHE_TIMEOUT);
+	fs_fill_entry(&e, snap_link_nodeid(t->key, view), fs_entry_timeout(s));
 	snapshot_put(s);
 	fuse_reply_entry(req, &e);
 }

@@ -27,6 +27,17 @@
  */
 #define FS_CACHE_TIMEOUT 86400.0
 
+/*
+ * How long the kernel may keep a name (or its absence) taken from @s:
+ * a day, or not at all while a newer snapshot is being put in place
+ * (cache_retire: the names it changes are being forgotten, and must not
+ * be learnt again from @s).
+ */
+static inline double fs_entry_timeout(const struct snapshot *s)
+{
+	return atomic_load(&s->retiring) ? 0 : FS_CACHE_TIMEOUT;
+}
+
 struct fs {
 	bool no_open;	 /* the kernel takes ENOSYS from open: set in init */
 	bool no_opendir; /* ...and from opendir */

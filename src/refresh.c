@@ -231,8 +231,10 @@ static void cache_refresh(struct cache *c)
 	ret = cache_fetch(c, &next, &got, &retry_after, err, sizeof(err));
 	if (ret == -ECANCELED)
 		return;
-	if (ret == 0 && next)
+	if (ret == 0 && next) {
+		cache_retire(c, next);
 		cache_restamp(c, next, &got, true);
+	}
 	if (ret == 0 && !next) {
 		/* the same answer again: the current snapshot stands, confirmed */
 		pthread_mutex_lock(&c->lock);

@@ -118,6 +118,8 @@ struct snap_node {
 
 struct snapshot {
 	atomic_uint refs;
+	/* a newer snapshot is being put in place: names from this one are not cached */
+	atomic_bool retiring;
 	int64_t mtime_ns;	/* root folder: when this listing was first seen */
 	int64_t views_mtime_ns; /* view folders: when the first snapshot was built */
 	size_t ntasks;
