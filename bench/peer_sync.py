@@ -34,19 +34,20 @@ changed and removes the folders of tasks that are gone:
 It prints one line on stderr: `peer: tasks=N changed_tasks=C files=F
 bytes=B removed=R answer=changed|unchanged` (B = bytes written to files).
 Exit 0 on success; 1 on an answer that is not the expected JSON, which
-changes nothing.  Standard library only.
+changes nothing.  Standard library only, plus the signing of tests/simctl.py.
 """
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import re
 import shutil
 import sys
-import time
-import zlib
+
+# the signing and the credentials reader of the test simulator's client,
+# rather than a third copy
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from apisim import read_credentials  # noqa: E402
+from simctl import signed_query  # noqa: E402
 
 FIELDS = ("state", "operation", "timestamp")
 BAD_IN_NAME = re.compile("[\x00-\x1f\x7f/]")
@@ -55,26 +56,8 @@ BAD_IN_NAME = re.compile("[\x00-\x1f\x7f/]")
 # --------------------------------------------------------------------------
 # sign
 
-def read_credentials(path):
-    out = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#") or "=" not in line:
-                continue
-            k, _, v = line.partition("=")
-            out[k.strip()] = v.strip()
-    return out["user_id"], out["api_key"]
-
-
 def sign(cred_path):
-    user, key = read_credentials(cred_path)
-    payload = json.dumps({"_owner": user, "_timestamp": int(time.time())}).encode()
-    msg = base64.b64encode(zlib.compress(payload, 9)).decode("ascii")
-    sig = hmac.new(key.encode(), msg.encode("ascii"), hashlib.sha256).hexdigest()
-    # base64 holds + / =, which a query string must escape
-    quoted = msg.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")
-    print("msg=%s&sig=%s" % (quoted, sig))
+    print(signed_query(*read_credentials(cred_path)))
     return 0
 
 

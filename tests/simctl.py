@@ -24,6 +24,8 @@ import urllib.parse
 import urllib.request
 import zlib
 
+from apisim import read_credentials  # the simulator's own reader
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 APISIM = os.path.join(HERE, "apisim.py")
 PYTHON = "/usr/bin/python3"
@@ -184,7 +186,7 @@ class Sim:
             self.cred_path = os.path.join(self.tmpdir, "apisim.credentials")
         else:
             self.cred_path = os.fspath(credentials)
-            self.user, self.key = _read_credentials(self.cred_path)
+            self.user, self.key = read_credentials(self.cred_path)
         self._credentials = credentials
         self.proc = None
         self.port = None
@@ -423,16 +425,3 @@ def _quote_id(id):  # noqa: A002
     return urllib.parse.quote(id, safe="")
 
 
-def _read_credentials(path):
-    creds = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#") or "=" not in line:
-                continue
-            k, v = line.split("=", 1)
-            v = v.strip()
-            if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
-                v = v[1:-1]
-            creds[k.strip()] = v
-    return creds.get("user_id"), creds.get("api_key")
