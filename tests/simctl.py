@@ -186,7 +186,11 @@ class Sim:
             self.cred_path = os.path.join(self.tmpdir, "apisim.credentials")
         else:
             self.cred_path = os.fspath(credentials)
-            self.user, self.key = read_credentials(self.cred_path)
+            try:
+                self.user, self.key = read_credentials(self.cred_path)
+            except ValueError:
+                # the simulator refuses the file at start, in its own words
+                self.user = self.key = None
         self._credentials = credentials
         self.proc = None
         self.port = None
