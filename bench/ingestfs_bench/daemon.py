@@ -265,6 +265,15 @@ class DaemonFiguresMixin:
         d["fuse_requests_cold_find"] = counter_delta(c1["opcodes"], c0["opcodes"])
         d["fuse_requests_warm_find"] = counter_delta(c2["opcodes"], c1["opcodes"])
         d["fuse_errors_find"] = counter_delta(c2["errors"], c0["errors"])
+        # the same for the readers of every file: the first pass reads them
+        # into the page cache, the second should ask nothing
+        for key, cmd in (("grep", "grep -rl FAILED . >/dev/null"),
+                         ("tar", "tar -cf - . | cat >/dev/null")):
+            for when in ("first", "warm"):
+                a = dlog.counters()
+                self.run(cmd, mnt)
+                b = dlog.counters()
+                d["fuse_requests_%s_%s" % (when, key)] = counter_delta(b["opcodes"], a["opcodes"])
         time.sleep(1.0)
         ps = proc_status(pid)
         d["steady_rss_kib"] = ps.get("VmRSS")

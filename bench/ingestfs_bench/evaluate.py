@@ -51,11 +51,13 @@ def daemon_rows(r):
     d = r["daemon"]
     u, c = d["unchanged"], d["changed"]
 
+    # results of older runs lack the figures added since: n/a, not a KeyError
     def med(lst, k):
-        return median([x[k] for x in lst])
+        v = [x.get(k) for x in lst]
+        return median(v) if v and None not in v else None
 
     def mx(lst, k):
-        v = [x[k] for x in lst if x[k] is not None]
+        v = [x[k] for x in lst if x.get(k) is not None]
         return max(v) if v else None
 
     return [
@@ -117,7 +119,7 @@ def daemon_rows(r):
         ("refresh, tasks changed: .events write wall, fsync included (median), ms",
          med(c, "feed_wall_ms"), lambda x: "n/a" if x is None else "%.1f" % x),
         ("refresh, no change: .events lines and bytes (max)",
-         max((x["feed_lines"], x["feed_bytes"]) for x in u),
+         max((x.get("feed_lines", 0), x.get("feed_bytes", 0)) for x in u),
          lambda x: "%d lines, %d bytes" % x),
         ("RSS after all refreshes, MiB", d["rss_after_refreshes_kib"], mib),
         ("RSS after all refreshes per task", per_task(d["rss_after_refreshes_kib"], n),
@@ -212,7 +214,7 @@ def evaluate(results, sizes):
                      x["cpu_s"] for x in d["unchanged"]))),
                  cpu <= REFRESH_CPU_TARGET_S))
     c = d["changed"]
-    save = median([x["state_cpu_ms"] for x in c]) if all(
+    save = median([x["state_cpu_ms"] for x in c]) if c and all(
         x.get("state_cpu_ms") is not None for x in c) else None
     rows.append(("state save CPU per changed refresh (%s)" % lab,
                  "<= %.1f s" % SAVE_CPU_TARGET_S,

@@ -72,8 +72,11 @@ def render(results, bench, info, command):
     L.append("- machine: %s CPUs (`nproc`), %s, %s RAM; kernel `%s`; libfuse %s "
              "(`pkg-config --modversion fuse3`)"
              % (info["nproc"], info["cpu"], info["memory"], info["kernel"], info["libfuse"]))
-    L.append("- ingestfs: %s, built from commit %s, release build"
-             % (info["ingestfs"], info["commit"]))
+    if info["commit"] == "prebuilt binary":
+        L.append("- ingestfs: %s, a prebuilt binary (`--binary`)" % info["ingestfs"])
+    else:
+        L.append("- ingestfs: %s, built from commit %s, release build"
+                 % (info["ingestfs"], info["commit"]))
     L.append("- tools: %s" % info["tools"])
     L.append("- command: `%s`" % command)
     L.append("- repeats: %d (warm passes per workload and side, refreshes of each kind; "
@@ -189,6 +192,13 @@ def render(results, bench, info, command):
                          fmt_counts(d["fuse_requests_warm_find"]),
                          fmt_counts(d["fuse_requests_find_after_changes"]),
                          fmt_counts(d["fuse_errors_find"])))
+        if "fuse_requests_warm_grep" in d:
+            extra.append("- %s: of the first `grep -rl` after them: %s; of a warm one: %s; "
+                         "of the first `tar -cf - . | cat`: %s; of a warm one: %s" % (
+                             size_label(n), fmt_counts(d["fuse_requests_first_grep"]),
+                             fmt_counts(d["fuse_requests_warm_grep"]),
+                             fmt_counts(d["fuse_requests_first_tar"]),
+                             fmt_counts(d["fuse_requests_warm_tar"])))
     L.append("### FUSE traffic (from the `-d` trace)")
     L.append("")
     L.extend(extra)
