@@ -497,10 +497,10 @@ int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 		if (!nodes_count(c->nodes, nd->nodeid) || nodes_blob(c->nodes, nd->nodeid))
 			continue;
 		b = blob_new(f->nodeid, f->mtime_ns, snap_file_data(old, f), f->len);
-		if (!b)
+		if (!b || nodes_set_blob(c->nodes, nd->nodeid, b) < 0) {
+			blob_put(b);
 			gone.oom = true;
-		else
-			nodes_set_blob(c->nodes, nd->nodeid, b);
+		}
 	}
 	if (gone.oom) {
 		/* blobs already made for still-current node ids do no harm */

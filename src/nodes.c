@@ -6,17 +6,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct node_slot {
-	uint64_t nodeid; /* 0: empty */
-	uint64_t nlookup;
-	struct blob *blob;
+/*
+ * One open-addressing map from node id (never 0) to a 64-bit value: linear
+ * probing, the load kept under 13/16, backward-shift deletion.  Slots are
+ * 16 bytes: at 100,000 tasks the kernel may hold 400,000 file node ids,
+ * so the counts take 8 MiB.  Blobs are rare (replaced versions still
+ * held), so they live in a second map of the same kind rather than in a
+ * pointer field of every slot.
+ */
+struct slot {
+	uint64_t key; /* 0: empty */
+	uint64_t val;
+};
+
+struct map {
+	struct slot *slots;
+	unsigned bits; /* capacity is 1 << bits */
+	size_t used;
 };
 
 struct nodes {
-	struct node_slot *slots;
-	size_t mask; /* capacity - 1; capacity is a power of two */
-	size_t used;
-	size_t blobs;
+	struct map counts; /* node id -> lookup count */
+	struct map blobs;  /* node id -> struct blob *, for counted ids only */
 };
 
 struct blob *blob_new(uint64_t ino, int64_t mtime_ns, const char *data, size_t len)
@@ -46,10 +57,90 @@ void blob_put(struct blob *b)
 		free(b);
 }
 
-static size_t slot_of(const struct nodes *t, uint64_t nodeid)
+static size_t map_cap(const struct map *m)
 {
-	/* Fibonacci hashing spreads the sequential node ids */
-	return (size_t)((nodeid * 0x9e3779b97f4a7c15ULL) >> 20) & t->mask;
+	return (size_t)1 << m->bits;
+}
+
+static size_t map_home(const struct map *m, uint64_t key)
+{
+	/* Fibonacci hashing: the top bits of the product spread sequential ids */
+	return (size_t)((key * 0x9e3779b97f4a7c15ULL) >> (64 - m->bits));
+}
+
+static size_t map_next(const struct map *m, size_t i)
+{
+	return (i + 1) & (map_cap(m) - 1);
+}
+
+static int map_init(struct map *m, unsigned bits)
+{
+	m->slots = calloc((size_t)1 << bits, sizeof(*m->slots));
+	m->bits = bits;
+	m->used = 0;
+	return m->slots ? 0 : -ENOMEM;
+}
+
+static struct slot *map_find(const struct map *m, uint64_t key)
+{
+	for (size_t i = map_home(m, key);; i = map_next(m, i)) {
+		if (m->slots[i].key == key)
+			return &m->slots[i];
+		if (m->slots[i].key == 0)
+			return NULL;
+	}
+}
+
+static void map_place(struct map *m, struct slot s)
+{
+	size_t i;
+
+	for (i = map_home(m, s.key); m->slots[i].key; i = map_next(m, i))
+		;
+	m->slots[i] = s;
+	m->used++;
+}
+
+/* map_add - a new key (not present); 0 or -ENOMEM */
+static int map_add(struct map *m, uint64_t key, uint64_t val)
+{
+	if ((m->used + 1) * 16 > map_cap(m) * 13) {
+		struct map bigger;
+		struct slot *old = m->slots;
+		size_t oldcap = map_cap(m);
+
+		if (map_init(&bigger, m->bits + 1) < 0)
+			return -ENOMEM;
+		for (size_t i = 0; i < oldcap; i++)
+			if (old[i].key)
+				map_place(&bigger, old[i]);
+		free(old);
+		*m = bigger;
+	}
+	map_place(m, (struct slot){ key, val });
+	return 0;
+}
+
+/* Remove slot @s and shift later members of its cluster back. */
+static void map_remove(struct map *m, struct slot *s)
+{
+	size_t i = (size_t)(s - m->slots), j = i;
+
+	for (;;) {
+		size_t home;
+
+		j = map_next(m, j);
+		if (!m->slots[j].key)
+			break;
+		home = map_home(m, m->slots[j].key);
+		/* may slot j move to the hole at i? only if home is not in (i, j] */
+		if ((i <= j) ? (home <= i || home > j) : (home <= i && home > j)) {
+			m->slots[i] = m->slots[j];
+			i = j;
+		}
+	}
+	m->slots[i] = (struct slot){ 0, 0 };
+	m->used--;
 }
 
 struct nodes *nodes_new(void)
@@ -58,12 +149,11 @@ struct nodes *nodes_new(void)
 
 	if (!t)
 		return NULL;
-	t->slots = calloc(1024, sizeof(*t->slots));
-	if (!t->slots) {
+	if (map_init(&t->counts, 10) < 0 || map_init(&t->blobs, 4) < 0) {
+		free(t->counts.slots);
 		free(t);
 		return NULL;
 	}
-	t->mask = 1023;
 	return t;
 }
 
@@ -71,142 +161,81 @@ void nodes_free(struct nodes *t)
 {
 	if (!t)
 		return;
-	for (size_t i = 0; i <= t->mask; i++)
-		blob_put(t->slots[i].blob);
-	free(t->slots);
+	for (size_t i = 0; i < map_cap(&t->blobs); i++)
+		if (t->blobs.slots[i].key)
+			blob_put((struct blob *)(uintptr_t)t->blobs.slots[i].val);
+	free(t->counts.slots);
+	free(t->blobs.slots);
 	free(t);
-}
-
-static struct node_slot *find_slot(const struct nodes *t, uint64_t nodeid)
-{
-	for (size_t i = slot_of(t, nodeid);; i = (i + 1) & t->mask) {
-		if (t->slots[i].nodeid == nodeid)
-			return &t->slots[i];
-		if (t->slots[i].nodeid == 0)
-			return NULL;
-	}
-}
-
-static int grow(struct nodes *t)
-{
-	struct node_slot *old = t->slots;
-	size_t oldcap = t->mask + 1;
-
-	t->slots = calloc(oldcap * 2, sizeof(*t->slots));
-	if (!t->slots) {
-		t->slots = old;
-		return -ENOMEM;
-	}
-	t->mask = oldcap * 2 - 1;
-	for (size_t i = 0; i < oldcap; i++) {
-		size_t j;
-
-		if (!old[i].nodeid)
-			continue;
-		for (j = slot_of(t, old[i].nodeid); t->slots[j].nodeid; j = (j + 1) & t->mask)
-			;
-		t->slots[j] = old[i];
-	}
-	free(old);
-	return 0;
 }
 
 int nodes_ref(struct nodes *t, uint64_t nodeid, uint64_t n)
 {
-	struct node_slot *s = find_slot(t, nodeid);
-	size_t i;
+	struct slot *s = map_find(&t->counts, nodeid);
 
 	if (s) {
-		s->nlookup += n;
+		s->val += n;
 		return 0;
 	}
-	/* keep the load at or under one half */
-	if ((t->used + 1) * 2 > t->mask + 1 && grow(t) < 0)
-		return -ENOMEM;
-	for (i = slot_of(t, nodeid); t->slots[i].nodeid; i = (i + 1) & t->mask)
-		;
-	t->slots[i].nodeid = nodeid;
-	t->slots[i].nlookup = n;
-	t->slots[i].blob = NULL;
-	t->used++;
-	return 0;
+	return map_add(&t->counts, nodeid, n);
 }
 
 uint64_t nodes_count(const struct nodes *t, uint64_t nodeid)
 {
-	const struct node_slot *s = find_slot(t, nodeid);
+	const struct slot *s = map_find(&t->counts, nodeid);
 
-	return s ? s->nlookup : 0;
+	return s ? s->val : 0;
 }
 
 struct blob *nodes_blob(const struct nodes *t, uint64_t nodeid)
 {
-	const struct node_slot *s = find_slot(t, nodeid);
+	const struct slot *s = map_find(&t->blobs, nodeid);
 
-	return s ? s->blob : NULL;
+	return s ? (struct blob *)(uintptr_t)s->val : NULL;
 }
 
-void nodes_set_blob(struct nodes *t, uint64_t nodeid, struct blob *b)
+int nodes_set_blob(struct nodes *t, uint64_t nodeid, struct blob *b)
 {
-	struct node_slot *s = find_slot(t, nodeid);
+	struct slot *s;
 
-	if (!s) {
+	if (!map_find(&t->counts, nodeid)) {
 		blob_put(b);
-		return;
+		return 0;
 	}
-	if (s->blob)
-		blob_put(s->blob);
-	else
-		t->blobs++;
-	s->blob = b;
-}
-
-/* Remove slot @i and shift later members of its cluster back. */
-static void remove_slot(struct nodes *t, size_t i)
-{
-	size_t j = i;
-
-	for (;;) {
-		size_t home;
-
-		j = (j + 1) & t->mask;
-		if (!t->slots[j].nodeid)
-			break;
-		home = slot_of(t, t->slots[j].nodeid);
-		/* may slot j move to the hole at i? only if home is not in (i, j] */
-		if ((i <= j) ? (home <= i || home > j) : (home <= i && home > j)) {
-			t->slots[i] = t->slots[j];
-			i = j;
-		}
-	}
-	memset(&t->slots[i], 0, sizeof(t->slots[i]));
-	t->used--;
+	s = map_find(&t->blobs, nodeid);
+	if (!s)
+		return map_add(&t->blobs, nodeid, (uintptr_t)b);
+	blob_put((struct blob *)(uintptr_t)s->val);
+	s->val = (uintptr_t)b;
+	return 0;
 }
 
 struct blob *nodes_forget(struct nodes *t, uint64_t nodeid, uint64_t n)
 {
-	struct node_slot *s = find_slot(t, nodeid);
-	struct blob *b;
+	struct slot *s = map_find(&t->counts, nodeid), *sb;
+	struct blob *b = NULL;
 
 	if (!s)
 		return NULL;
-	if (s->nlookup > n) {
-		s->nlookup -= n;
+	if (s->val > n) {
+		s->val -= n;
 		return NULL;
 	}
-	b = s->blob;
-	if (b)
-		t->blobs--;
-	remove_slot(t, (size_t)(s - t->slots));
+	map_remove(&t->counts, s);
+	sb = map_find(&t->blobs, nodeid);
+	if (sb) {
+		b = (struct blob *)(uintptr_t)sb->val;
+		map_remove(&t->blobs, sb);
+	}
 	return b;
 }
 
 size_t nodes_size(const struct nodes *t)
 {
-	return t->used;
+	return t->counts.used;
 }
 
 size_t nodes_blobs(const struct nodes *t)
 {
-	return t->blobs;
+	return t->blobs.used;
 }

@@ -38,8 +38,11 @@ int nodes_ref(struct nodes *t, uint64_t nodeid, uint64_t n);
 uint64_t nodes_count(const struct nodes *t, uint64_t nodeid);
 /* nodes_blob - the blob kept for @nodeid, borrowed; NULL if none */
 struct blob *nodes_blob(const struct nodes *t, uint64_t nodeid);
-/* nodes_set_blob - give @nodeid (which must be known) blob @b; takes @b's reference */
-void nodes_set_blob(struct nodes *t, uint64_t nodeid, struct blob *b);
+/*
+ * nodes_set_blob - give @nodeid blob @b, taking @b's reference (dropped at
+ * once if @nodeid is not counted); -ENOMEM leaves @b to the caller
+ */
+int nodes_set_blob(struct nodes *t, uint64_t nodeid, struct blob *b);
 /*
  * nodes_forget - take @n lookups from @nodeid.  When the count reaches 0
  * the entry goes and its blob, if any, is returned for the caller to

@@ -125,7 +125,13 @@ struct blob *cache_status_blob(struct cache *c, uint64_t *nodeid)
 		b = NULL;
 		goto out_unlock;
 	}
-	nodes_set_blob(c->nodes, *nodeid, blob_get(b));
+	if (nodes_set_blob(c->nodes, *nodeid, blob_get(b)) < 0) {
+		blob_put(b); /* the reference meant for the table */
+		blob_put(b);
+		b = NULL;
+		nodes_forget(c->nodes, *nodeid, 1);
+		goto out_unlock;
+	}
 	c->status_blobs++;
 out_unlock:
 	pthread_mutex_unlock(&c->lock);
