@@ -492,11 +492,15 @@ int cache_publish(struct cache *c, struct snapshot *next, bool from_api)
 		const struct snap_node *nd = gone.v[i];
 		const struct snap_task *t = &old->tasks[nd->task];
 		const struct snap_file *f = &t->file[nd->kind];
+		const char *data;
+		char *to_free;
 		struct blob *b;
 
 		if (!nodes_count(c->nodes, nd->nodeid) || nodes_blob(c->nodes, nd->nodeid))
 			continue;
-		b = blob_new(f->nodeid, f->mtime_ns, snap_file_data(old, f), f->len);
+		data = snap_file_read(old, t, (enum snap_kind)nd->kind, &to_free);
+		b = data ? blob_new(f->nodeid, f->mtime_ns, data, f->len) : NULL;
+		free(to_free);
 		if (!b || nodes_set_blob(c->nodes, nd->nodeid, b) < 0) {
 			blob_put(b);
 			gone.oom = true;

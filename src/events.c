@@ -87,7 +87,8 @@ static void value(struct events_buf *b, const struct snapshot *s, const struct s
 		put(b, "-", 1);
 		return;
 	}
-	events_escape(b, snap_file_data(s, f), f->len ? f->len - 1 : 0);
+	/* state, operation or timestamp: always in the arena */
+	events_escape(b, s->arena + f->off, f->len ? f->len - 1 : 0);
 }
 
 struct line {

@@ -334,7 +334,14 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	s = cache_acquire(fs->cache);
 	if (snapshot_find_node(s, ino, &t, &kind)) {
-		reply_slice(req, snap_file_data(s, &t->file[kind]), t->file[kind].len, size, off);
+		char *to_free;
+		const char *data = snap_file_read(s, t, kind, &to_free);
+
+		if (data)
+			reply_slice(req, data, t->file[kind].len, size, off);
+		else
+			fuse_reply_err(req, ENOMEM);
+		free(to_free);
 	} else if ((b = cache_blob_get(fs->cache, ino))) {
 		reply_slice(req, b->data, b->len, size, off);
 		blob_put(b);

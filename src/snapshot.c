@@ -120,21 +120,122 @@ static int64_t next_stamp(struct snap_ctx *ctx)
 	return t;
 }
 
+/* The fixed parts of a templated raw.json, around the id (twice) and the three fields. */
+static const char tpl_head[] = "{\n  \"@id\": \"/api/v4/managed-slicer/ingest-points/tasks/";
+static const char tpl_type[] = "\",\n  \"@type\": \"ReservedEndpointTask\",\n  \"id\": \"";
+static const char *const tpl_field[SNAP_RAW] = {
+	"\",\n  \"state\": ",
+	",\n  \"operation\": ",
+	",\n  \"timestamp\": ",
+};
+static const char tpl_tail[] = "\n}\n";
+
+size_t snap_template_len(const char *arena, const struct snap_task *t)
+{
+	size_t n = sizeof(tpl_head) - 1 + sizeof(tpl_type) - 1 + sizeof(tpl_tail) - 1;
+
+	(void)arena;
+	n += 2 * (size_t)t->id_len;
+	for (int k = 0; k < SNAP_RAW; k++) {
+		const struct snap_file *f = &t->file[k];
+
+		if (!f->nodeid || f->off == SNAP_OFF_TEMPLATE)
+			return 0;
+		/* the value without its newline, in quotes if it was a string */
+		n += strlen(tpl_field[k]) + (f->len - 1) + ((t->strings >> k) & 1 ? 2 : 0);
+	}
+	return n;
+}
+
+static char *put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+void snap_template_render(const char *arena, const struct snap_task *t, char *buf)
+{
+	const char *id = arena + t->id_off;
+	char *p = buf;
+
+	p = put(p, tpl_head, sizeof(tpl_head) - 1);
+	p = put(p, id, t->id_len);
+	p = put(p, tpl_type, sizeof(tpl_type) - 1);
+	p = put(p, id, t->id_len);
+	for (int k = 0; k < SNAP_RAW; k++) {
+		const struct snap_file *f = &t->file[k];
+		bool quoted = (t->strings >> k) & 1;
+
+		p = put(p, tpl_field[k], strlen(tpl_field[k]));
+		if (quoted)
+			*p++ = '"';
+		p = put(p, arena + f->off, f->len - 1);
+		if (quoted)
+			*p++ = '"';
+	}
+	put(p, tpl_tail, sizeof(tpl_tail) - 1);
+}
+
+const char *snap_file_read(const struct snapshot *s, const struct snap_task *t, enum snap_kind k,
+			   char **to_free)
+{
+	const struct snap_file *f = &t->file[k];
+
+	*to_free = NULL;
+	if (f->off != SNAP_OFF_TEMPLATE)
+		return s->arena + f->off;
+	*to_free = malloc(f->len);
+	if (*to_free)
+		snap_template_render(s->arena, t, *to_free);
+	return *to_free;
+}
+
+/* Is @text + "\n" (@len bytes without it) the content of @pf, @pt's file in @prev? */
+static int same_as_prev(const struct snapshot *prev, const struct snap_task *pt,
+			const struct snap_file *pf, const char *text, size_t len)
+{
+	char *to_free;
+	const char *old;
+	bool same;
+
+	if (!pf->nodeid || pf->len != len + 1)
+		return 0;
+	old = snap_file_read(prev, pt, (enum snap_kind)(pf - pt->file), &to_free);
+	if (!old)
+		return -ENOMEM;
+	same = memcmp(old, text, len) == 0 && old[len] == '\n';
+	free(to_free);
+	return same;
+}
+
+/*
+ * File @kind of a task: @text (@len bytes, a newline added) goes into the
+ * arena, unless @templated says its rendering gives it.  Same bytes as in
+ * @prev: same node id and time; else a new version.
+ */
 static int build_file(struct arena *a, struct snap_ctx *ctx, const struct snapshot *prev,
 		      const struct snap_task *pt, struct snap_file *f, enum snap_kind kind,
-		      const char *text, size_t len)
+		      const char *text, size_t len, bool templated)
 {
-	const struct snap_file *pf = pt ? &pt->file[kind] : NULL;
-	int64_t off = arena_add(a, text, len, true);
+	int same = 0;
 
-	if (off < 0)
-		return (int)off;
-	f->off = (uint32_t)off;
+	if (templated) {
+		f->off = SNAP_OFF_TEMPLATE;
+	} else {
+		int64_t off = arena_add(a, text, len, true);
+
+		if (off < 0)
+			return (int)off;
+		f->off = (uint32_t)off;
+	}
+	if (len + 1 > UINT32_MAX)
+		return -E2BIG;
 	f->len = (uint32_t)(len + 1);
-	if (pf && pf->nodeid && pf->len == f->len &&
-	    memcmp(snap_file_data(prev, pf), a->buf + off, f->len) == 0) {
-		f->nodeid = pf->nodeid;
-		f->mtime_ns = pf->mtime_ns;
+	if (pt && (same = same_as_prev(prev, pt, &pt->file[kind], text, len)) < 0)
+		return same;
+	if (same) {
+		f->nodeid = pt->file[kind].nodeid;
+		f->mtime_ns = pt->file[kind].mtime_ns;
 		return 0;
 	}
 	if (ctx->next_nodeid > SNAP_LAST_FILE_NODEID)
@@ -142,6 +243,25 @@ static int build_file(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 	f->nodeid = ctx->next_nodeid++;
 	f->mtime_ns = next_stamp(ctx);
 	return 0;
+}
+
+/* Does task @t's rendering give @raw (@len bytes, newline not counted)? */
+static int raw_is_template(const struct arena *a, const struct snap_task *t, const char *raw,
+			   size_t len)
+{
+	size_t n = snap_template_len(a->buf, t);
+	char stack[1024], *buf = stack;
+	bool same;
+
+	if (n != len + 1)
+		return 0;
+	if (n > sizeof(stack) && !(buf = malloc(n)))
+		return -ENOMEM;
+	snap_template_render(a->buf, t, buf);
+	same = memcmp(buf, raw, len) == 0;
+	if (buf != stack)
+		free(buf);
+	return same;
 }
 
 static int build_files(struct arena *a, struct snap_ctx *ctx, const struct snapshot *prev,
@@ -164,15 +284,22 @@ static int build_files(struct arena *a, struct snap_ctx *ctx, const struct snaps
 		if (is_string)
 			t->strings |= 1u << k;
 		ret = build_file(a, ctx, prev, pt, &t->file[k], (enum snap_kind)k, text,
-				 strlen(text));
+				 strlen(text), false);
 		free(to_free);
 	}
 	if (ret == 0) {
 		char *raw = json_item_print(item);
+		size_t len;
+		int tpl = 0;
 
 		if (!raw)
 			return -ENOMEM;
-		ret = build_file(a, ctx, prev, pt, &t->file[SNAP_RAW], SNAP_RAW, raw, strlen(raw));
+		len = strlen(raw);
+		if (!ctx->no_template)
+			tpl = raw_is_template(a, t, raw, len);
+		ret = tpl < 0 ? tpl
+			      : build_file(a, ctx, prev, pt, &t->file[SNAP_RAW], SNAP_RAW, raw, len,
+					   tpl);
 		free(raw);
 	}
 	return ret;
@@ -194,11 +321,13 @@ static int reuse_task(struct arena *a, const struct snapshot *prev, const struct
 
 		if (!pf->nodeid)
 			continue;
+		t->file[k] = *pf;
+		if (pf->off == SNAP_OFF_TEMPLATE)
+			continue; /* rendered from the fields, copied here */
 		/* the stored length counts the final newline that arena_add adds */
-		off = arena_add(a, snap_file_data(prev, pf), pf->len - 1, true);
+		off = arena_add(a, prev->arena + pf->off, pf->len - 1, true);
 		if (off < 0)
 			return (int)off;
-		t->file[k] = *pf;
 		t->file[k].off = (uint32_t)off;
 	}
 	return 0;

@@ -141,6 +141,7 @@ struct snap_ctx {
 	bool stamped;	      /* this parse has given out a stamp... */
 	int64_t first_ns;     /* ...and this was the first */
 	bool no_reuse;	      /* tests: build every task from its item, reuse nothing */
+	bool no_template;     /* tests: store every raw.json (SNAP_OFF_TEMPLATE unused) */
 	size_t reused;	      /* tasks the last parse took over from @prev unparsed */
 };
 
@@ -185,10 +186,36 @@ static inline const char *snap_task_id(const struct snapshot *s, const struct sn
 	return s->arena + t->id_off;
 }
 
-static inline const char *snap_file_data(const struct snapshot *s, const struct snap_file *f)
-{
-	return s->arena + f->off;
-}
+/*
+ * A raw.json that is exactly the API's documented item, pretty printed
+ *
+ *   {"@id": "/api/v4/managed-slicer/ingest-points/tasks/<id>",
+ *    "@type": "ReservedEndpointTask", "id": "<id>",
+ *    "state": ..., "operation": ..., "timestamp": ...}
+ *
+ * (nearly every item is) is not stored: it is rendered from the id and the
+ * three field files when it is read, which saves a quarter KiB per task.
+ * Its off is SNAP_OFF_TEMPLATE; its len is exact as for any file.  The
+ * build keeps a rendering only when it is byte for byte the printed item.
+ */
+#define SNAP_OFF_TEMPLATE UINT32_MAX
+
+/*
+ * snap_template_len - the length of task @t's rendering (with the final
+ * newline), 0 if it has none (a field is missing); @arena holds @t's id
+ * and field files.  snap_template_render writes it to @buf.
+ */
+size_t snap_template_len(const char *arena, const struct snap_task *t);
+void snap_template_render(const char *arena, const struct snap_task *t, char *buf);
+
+/*
+ * snap_file_read - the t->file[@k].len bytes of a file of @t (in @s): a
+ * pointer into the arena, or a rendering malloc'd for a templated
+ * raw.json, which is also put in *@to_free (else NULL) for the caller to
+ * free.  NULL only when that malloc fails.
+ */
+const char *snap_file_read(const struct snapshot *s, const struct snap_task *t, enum snap_kind k,
+			   char **to_free);
 
 /* snapshot_body_hash - a keyed 64-bit hash of a whole answer, to spot repeats */
 uint64_t snapshot_body_hash(const uint64_t hash_key[2], const char *body, size_t len);

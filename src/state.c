@@ -113,12 +113,23 @@ uint64_t state_render_fingerprint(void)
 	memcpy(body, probe, sizeof(probe));
 	if (snapshot_parse(body, sizeof(probe) - 1, NULL, &ctx, &s, err, sizeof(err)) < 0)
 		return 1; /* out of memory: a value no file holds, so nothing matches */
-	for (size_t i = 0; i < s->ntasks; i++)
-		for (int k = 0; k < SNAP_NKINDS; k++)
-			if (s->tasks[i].file[k].nodeid)
-				h = h * 31 + hash_siphash24(key,
-							    snap_file_data(s, &s->tasks[i].file[k]),
-							    s->tasks[i].file[k].len);
+	for (size_t i = 0; i < s->ntasks; i++) {
+		for (int k = 0; k < SNAP_NKINDS; k++) {
+			const struct snap_file *f = &s->tasks[i].file[k];
+			const char *data;
+			char *to_free;
+
+			if (!f->nodeid)
+				continue;
+			data = snap_file_read(s, &s->tasks[i], (enum snap_kind)k, &to_free);
+			if (!data) {
+				snapshot_put(s);
+				return 1;
+			}
+			h = h * 31 + hash_siphash24(key, data, f->len);
+			free(to_free);
+		}
+	}
 	snapshot_put(s);
 	fp = h | 2; /* never 0 or 1 */
 	return fp;

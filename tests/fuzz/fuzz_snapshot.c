@@ -33,17 +33,23 @@ static void no_defect(void *arg, const struct scan_item *it)
 }
 
 /* Every raw.json the mount shows must be strict JSON: one object, nothing after it. */
-static void check_raw(const struct snapshot *s, const struct snap_file *f)
+static void check_raw(const struct snapshot *s, const struct snap_task *t)
 {
 	static const char head[] = "{\"items\": [", tail[] = "]}";
+	const struct snap_file *f = &t->file[SNAP_RAW];
 	size_t len = sizeof(head) - 1 + f->len + sizeof(tail) - 1, items = 0;
-	char *wrap = malloc(len), err[160];
+	char *wrap = malloc(len), err[160], *to_free;
+	const char *data = snap_file_read(s, t, SNAP_RAW, &to_free);
 	struct scan_result res;
 
-	if (!wrap)
+	if (!wrap || !data) {
+		free(wrap);
+		free(to_free);
 		return;
+	}
 	memcpy(wrap, head, sizeof(head) - 1);
-	memcpy(wrap + sizeof(head) - 1, snap_file_data(s, f), f->len);
+	memcpy(wrap + sizeof(head) - 1, data, f->len);
+	free(to_free);
 	memcpy(wrap + sizeof(head) - 1 + f->len, tail, sizeof(tail) - 1);
 	if (scan_answer(wrap, len, no_defect, &items, &res, err, sizeof(err)) < 0 || items != 1)
 		abort();
@@ -65,11 +71,20 @@ static void check_same(const struct snapshot *x, const struct snapshot *y)
 		for (int k = 0; k < SNAP_NKINDS; k++) {
 			const struct snap_file *f = &a->file[k], *g = &b->file[k];
 
+			char *fx, *fy;
+			const char *dx, *dy;
+
 			if (f->nodeid != g->nodeid || f->mtime_ns != g->mtime_ns ||
-			    f->len != g->len ||
-			    (f->nodeid &&
-			     memcmp(snap_file_data(x, f), snap_file_data(y, g), f->len) != 0))
+			    f->len != g->len)
 				abort();
+			if (!f->nodeid)
+				continue;
+			dx = snap_file_read(x, a, (enum snap_kind)k, &fx);
+			dy = snap_file_read(y, b, (enum snap_kind)k, &fy);
+			if (dx && dy && memcmp(dx, dy, f->len) != 0)
+				abort();
+			free(fx);
+			free(fy);
 		}
 	}
 	for (int v = 0; v < SNAP_NVIEWS; v++)
@@ -88,11 +103,11 @@ static void check_reuse(const uint8_t *data, size_t size, size_t cut)
 	struct snap_ctx ctx = { .hash_key = { 7, 11 },
 				.now_ns = 1700000000000000000LL,
 				.next_nodeid = 16 };
-	struct snapshot *a = NULL, *b = NULL, *c = NULL;
+	struct snapshot *a = NULL, *b = NULL, *c = NULL, *d = NULL;
 	size_t blen = size - cut - 1;
 	char err[160], *copy = malloc(size + 1);
-	struct snap_ctx full;
-	int rb, rc;
+	struct snap_ctx full, stored;
+	int rb, rc, rd;
 
 	if (!copy)
 		return;
@@ -104,11 +119,17 @@ static void check_reuse(const uint8_t *data, size_t size, size_t cut)
 	ctx.now_ns += 1000000000;
 	full = ctx;
 	full.no_reuse = true;
+	stored = full;
+	stored.no_template = true;
 	memcpy(copy, data + cut + 1, blen);
 	rb = snapshot_parse(copy, blen, a, &ctx, &b, err, sizeof(err));
 	memcpy(copy, data + cut + 1, blen);
 	rc = snapshot_parse(copy, blen, a, &full, &c, err, sizeof(err));
-	if ((rb < 0) != (rc < 0) || full.reused != 0 || (rc == 0 && c->stats.unscanned != 0))
+	/* and one that stores every raw.json: a rendering must be the printed bytes */
+	memcpy(copy, data + cut + 1, blen);
+	rd = snapshot_parse(copy, blen, a, &stored, &d, err, sizeof(err));
+	if ((rb < 0) != (rc < 0) || (rc < 0) != (rd < 0) || full.reused != 0 ||
+	    (rc == 0 && c->stats.unscanned != 0))
 		abort();
 	if (rb == 0 && (b->stats.items != c->stats.items || b->stats.skipped != c->stats.skipped ||
 			b->stats.duplicates != c->stats.duplicates ||
@@ -116,12 +137,15 @@ static void check_reuse(const uint8_t *data, size_t size, size_t cut)
 		abort();
 	if (rb == 0) {
 		check_same(b, c);
-		if (ctx.next_nodeid != full.next_nodeid || ctx.newest_ns != full.newest_ns)
+		check_same(b, d);
+		if (ctx.next_nodeid != full.next_nodeid || ctx.newest_ns != full.newest_ns ||
+		    stored.next_nodeid != full.next_nodeid)
 			abort();
 	}
 	snapshot_put(a);
 	snapshot_put(b);
 	snapshot_put(c);
+	snapshot_put(d);
 	free(copy);
 }
 
@@ -150,12 +174,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	memcpy(copy, data, size);
-	ret = snapshot_parse(copy, size, NULL, &ctx, &a, err, sizeof(err));
-	if (ret == -EPROTO) /* the scanner and cJSON disagree */
-		abort();
-	if (ret < 0) {
-		free(copy);
-		return 0;
+	{
+		struct snap_ctx stored = ctx;
+
+		stored.no_template = true;
+		ret = snapshot_parse(copy, size, NULL, &ctx, &a, err, sizeof(err));
+		if (ret == -EPROTO) /* the scanner and cJSON disagree */
+			abort();
+		if (ret < 0) {
+			free(copy);
+			return 0;
+		}
+		/* rendered raw.json files are the bytes a build that stores them has */
+		memcpy(copy, data, size);
+		if (snapshot_parse(copy, size, NULL, &stored, &b, err, sizeof(err)) == 0) {
+			check_same(a, b);
+			snapshot_put(b);
+			b = NULL;
+		}
 	}
 	/* the same answer again: nothing may change, no node id may go, nothing is parsed */
 	memcpy(copy, data, size);
@@ -183,14 +219,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!snapshot_find_node(b, t->file[j].nodeid, &ft, &k) || ft != t ||
 			    (int)k != j)
 				abort();
+			if (t->file[j].len == 0)
+				abort();
+			/* only raw.json may be rendered instead of stored */
+			if (t->file[j].off == SNAP_OFF_TEMPLATE) {
+				if (j != SNAP_RAW ||
+				    snap_template_len(b->arena, t) != t->file[j].len)
+					abort();
+				continue;
+			}
 			if (t->file[j].off + (size_t)t->file[j].len > b->arena_len ||
-			    t->file[j].len == 0 ||
-			    snap_file_data(b, &t->file[j])[t->file[j].len - 1] != '\n')
+			    b->arena[t->file[j].off + t->file[j].len - 1] != '\n')
 				abort();
 		}
 		if (i && b->tasks[i - 1].key >= t->key)
 			abort();
-		check_raw(b, &t->file[SNAP_RAW]);
+		if (t->file[SNAP_RAW].nodeid)
+			check_raw(b, t);
 	}
 	/* and against nothing: every task is an addition */
 	calls = 0;

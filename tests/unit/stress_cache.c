@@ -51,9 +51,13 @@ static char *read_node(uint64_t nodeid, size_t *len)
 	char *out = NULL;
 
 	if (snapshot_find_node(s, nodeid, &t, &k)) {
+		char *to_free;
+		const char *data = snap_file_read(s, t, k, &to_free);
+
 		*len = t->file[k].len;
 		out = malloc(*len);
-		memcpy(out, snap_file_data(s, &t->file[k]), *len);
+		memcpy(out, data, *len);
+		free(to_free);
 	} else if ((b = cache_blob_get(cache, nodeid))) {
 		*len = b->len;
 		out = malloc(*len);
