@@ -192,6 +192,11 @@ def render(results, bench, info, command):
                          fmt_counts(d["fuse_requests_warm_find"]),
                          fmt_counts(d["fuse_requests_find_after_changes"]),
                          fmt_counts(d["fuse_errors_find"])))
+        if "fuse_round_trip_us" in d:
+            extra.append("- %s: one FUSE round trip (fstat of an open `.events`, attribute "
+                         "timeout 0: one GETATTR answered from memory): %.1f us; an fstat the "
+                         "kernel answers from its cache: %.2f us" % (
+                             size_label(n), d["fuse_round_trip_us"], d["cached_fstat_us"]))
         if "fuse_requests_warm_grep" in d:
             extra.append("- %s: of the first `grep -rl` after them: %s; of a warm one: %s; "
                          "of the first `tar -cf - . | cat`: %s; of a warm one: %s" % (
