@@ -305,12 +305,8 @@ void cache_retire(struct cache *c, struct snapshot *next)
 	if (!l || l->oom) {
 		struct snap_diff_ops names = { direct_entry, skip_inode };
 
-		if (l) {
-			free(l->names);
-			free(l->folders);
-			memset(l, 0, sizeof(*l));
-			l->oom = true; /* cache_publish diffs again for the folders */
-		}
+		inval_list_free(l);
+		l = NULL;
 		diff_snapshots(old, next, c->hash_key, &names, &c->notify);
 	} else {
 		for (size_t i = 0; i < l->nnames && !atomic_load(&c->stopping); i++)
@@ -332,7 +328,7 @@ static void cache_send_folders(struct cache *c, const struct snapshot *old,
 {
 	size_t changes;
 
-	if (!l || l->oom) {
+	if (!l) {
 		struct snap_diff_ops folders = { skip_entry, direct_inode };
 
 		changes = diff_snapshots(old, next, c->hash_key, &folders, &c->notify);

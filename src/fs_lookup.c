@@ -5,11 +5,11 @@
 #include <errno.h>
 #include <string.h>
 
+/* No such name: cached until the refresher says the name appeared (fs_entry_timeout). */
 static void reply_negative(fuse_req_t req, double timeout)
 {
 	struct fuse_entry_param e;
 
-	/* cached until the refresher says the name appeared */
 	memset(&e, 0, sizeof(e));
 	e.entry_timeout = timeout;
 	fuse_reply_entry(req, &e);
@@ -79,10 +79,8 @@ static void lookup_root(fuse_req_t req, struct fs *fs, const char *name)
 	}
 	t = snapshot_find(s, cache_hash_key(fs->cache), name, strlen(name));
 	if (!t) {
-		double timeout = fs_entry_timeout(s);
-
+		reply_negative(req, fs_entry_timeout(s));
 		snapshot_put(s);
-		reply_negative(req, timeout);
 		return;
 	}
 	memset(&e, 0, sizeof(e));
@@ -111,7 +109,7 @@ static void lookup_task(fuse_req_t req, struct fs *fs, uint64_t parent, const ch
 	if (kind < 0 || !t->file[kind].nodeid) {
 		double timeout = fs_entry_timeout(s);
 
-		cache_unlock(fs->cache);
+		cache_unlock(fs->cache); /* not held across a reply */
 		reply_negative(req, timeout);
 		return;
 	}
@@ -139,10 +137,8 @@ static void lookup_view_root(fuse_req_t req, struct fs *fs, enum snap_view_kind 
 	struct fuse_entry_param e;
 
 	if (!v) {
-		double timeout = fs_entry_timeout(s);
-
+		reply_negative(req, fs_entry_timeout(s));
 		snapshot_put(s);
-		reply_negative(req, timeout);
 		return;
 	}
 	memset(&e, 0, sizeof(e));
@@ -168,10 +164,8 @@ static void lookup_value(fuse_req_t req, struct fs *fs, uint64_t parent, const c
 	}
 	t = snapshot_find(s, cache_hash_key(fs->cache), name, strlen(name));
 	if (!t || !view_has_task(s, view, v, t)) {
-		double timeout = fs_entry_timeout(s);
-
+		reply_negative(req, fs_entry_timeout(s));
 		snapshot_put(s);
-		reply_negative(req, timeout);
 		return;
 	}
 	memset(&e, 0, sizeof(e));

@@ -130,11 +130,10 @@ static const char *const tpl_field[SNAP_RAW] = {
 };
 static const char tpl_tail[] = "\n}\n";
 
-size_t snap_template_len(const char *arena, const struct snap_task *t)
+size_t snap_template_len(const struct snap_task *t)
 {
 	size_t n = sizeof(tpl_head) - 1 + sizeof(tpl_type) - 1 + sizeof(tpl_tail) - 1;
 
-	(void)arena;
 	n += 2 * (size_t)t->id_len;
 	for (int k = 0; k < SNAP_RAW; k++) {
 		const struct snap_file *f = &t->file[k];
@@ -249,7 +248,7 @@ static int build_file(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 static int raw_is_template(const struct arena *a, const struct snap_task *t, const char *raw,
 			   size_t len)
 {
-	size_t n = snap_template_len(a->buf, t);
+	size_t n = snap_template_len(t);
 	char stack[1024], *buf = stack;
 	bool same;
 

@@ -202,10 +202,10 @@ static inline const char *snap_task_id(const struct snapshot *s, const struct sn
 
 /*
  * snap_template_len - the length of task @t's rendering (with the final
- * newline), 0 if it has none (a field is missing); @arena holds @t's id
- * and field files.  snap_template_render writes it to @buf.
+ * newline), 0 if it has none (a field is missing).  snap_template_render
+ * writes it to @buf; @arena holds @t's id and field files.
  */
-size_t snap_template_len(const char *arena, const struct snap_task *t);
+size_t snap_template_len(const struct snap_task *t);
 void snap_template_render(const char *arena, const struct snap_task *t, char *buf);
 
 /*

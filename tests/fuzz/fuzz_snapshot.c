@@ -223,8 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			/* only raw.json may be rendered instead of stored */
 			if (t->file[j].off == SNAP_OFF_TEMPLATE) {
-				if (j != SNAP_RAW ||
-				    snap_template_len(b->arena, t) != t->file[j].len)
+				if (j != SNAP_RAW || snap_template_len(t) != t->file[j].len)
 					abort();
 				continue;
 			}
