@@ -138,12 +138,11 @@ static uint32_t saturate(uint64_t v)
 	return v < UINT32_MAX ? (uint32_t)v : UINT32_MAX;
 }
 
-/* Append an item to build; @key is the keyed hash of @id. */
-static struct item_ref *add_ref(struct collector *c, uint64_t key, const char *id, size_t id_len)
+/* Append an item to build, zeroed but for @key. */
+static struct item_ref *new_ref(struct collector *c, uint64_t key)
 {
 	struct item_list *l = c->l;
 	struct item_ref *r;
-	int64_t off;
 
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 256;
@@ -156,14 +155,25 @@ static struct item_ref *add_ref(struct collector *c, uint64_t key, const char *i
 		l->v = v;
 		l->cap = cap;
 	}
-	off = arena_add(&l->ids, id, id_len, false);
+	r = &l->v[l->n++];
+	memset(r, 0, sizeof(*r));
+	r->key = key;
+	return r;
+}
+
+/* Append a scanned item to build; @key is the keyed hash of @id, kept in the list's ids. */
+static struct item_ref *add_ref(struct collector *c, uint64_t key, const char *id, size_t id_len)
+{
+	int64_t off = arena_add(&c->l->ids, id, id_len, false);
+	struct item_ref *r;
+
 	if (off < 0) {
 		c->err = (int)off;
 		return NULL;
 	}
-	r = &l->v[l->n++];
-	memset(r, 0, sizeof(*r));
-	r->key = key;
+	r = new_ref(c, key);
+	if (!r)
+		return NULL;
 	r->id_off = (uint32_t)off;
 	r->id_len = (uint32_t)id_len;
 	return r;
@@ -212,6 +222,9 @@ static size_t known_item(void *arg, uint32_t off, uint32_t idx)
 
 	if (!p || c->err || c->cursor >= p->ntasks)
 		return 0;
+	/* the tasks are in key order, the walk in answer order: fetch ahead */
+	if (c->cursor + 8 < p->ntasks)
+		__builtin_prefetch(&p->tasks[p->order[c->cursor + 8]]);
 	t = &p->tasks[p->order[c->cursor]];
 	if (t->item_len < 2 || t->item_len > c->len - off || t->item_arena == UINT32_MAX ||
 	    t->item_parse == UINT32_MAX || c->body[off + t->item_len - 1] != '}')
@@ -223,14 +236,16 @@ static size_t known_item(void *arg, uint32_t off, uint32_t idx)
 		return 0;
 	c->st->items++;
 	c->st->unscanned++;
-	r = add_ref(c, t->key, snap_task_id(p, t), t->id_len);
+	r = new_ref(c, t->key);
 	if (!r)
 		return 0;
+	r->id_off = t->id_off; /* in @prev's arena */
+	r->id_len = t->id_len;
 	r->idx = idx;
 	r->off = off;
 	r->len = t->item_len;
 	r->hash = h;
-	r->hashed = true;
+	r->ptask = (uint32_t)(t - p->tasks) + 1;
 	charge(c, r, t->item_arena, t->item_parse);
 	c->cursor++;
 	return t->item_len;
@@ -301,31 +316,103 @@ static int ref_cmp(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+/*
+ * Keep @r after @kept refs of @l (the last of them: its nearest smaller or
+ * equal key), or drop it when that one has the same key: a repeated id, or
+ * a 59-bit keyed hash collision (astronomically rare) that the first keeps.
+ */
+static void keep(struct item_list *l, struct item_ref *out, size_t *kept, const struct item_ref *r,
+		 struct snap_stats *st)
+{
+	const struct item_ref *first = *kept ? &out[*kept - 1] : NULL;
+
+	if (first && first->key == r->key) {
+		if (first->id_len == r->id_len &&
+		    memcmp(items_id(l, first), items_id(l, r), r->id_len) == 0)
+			st->duplicates++;
+		else
+			items_skipped(st, ITEMS_SKIP_COLLISION, items_id(l, r), r->id_len);
+		l->arena -= r->arena;
+		return;
+	}
+	out[(*kept)++] = *r;
+}
+
+static bool ref_before(const struct item_ref *a, const struct item_ref *b)
+{
+	return a->key < b->key || (a->key == b->key && a->idx < b->idx);
+}
+
+/*
+ * The list in key order when items of @prev (@nprev tasks) are in it:
+ * those are placed by their task's index (its tasks are in key order),
+ * only the items scanned anew are sorted, and the two are merged.
+ */
+static int order_known(struct item_list *l, size_t nprev, struct snap_stats *st)
+{
+	uint32_t *slot = calloc(nprev + 1, sizeof(*slot));
+	struct item_ref *scanned = malloc(sizeof(*scanned) * (l->n + 1));
+	struct item_ref *out = malloc(sizeof(*out) * (l->n + 1));
+	size_t ns = 0, kept = 0, j = 0, k = 0;
+
+	if (!slot || !scanned || !out)
+		goto nomem;
+	/* in the answer's order: a task's first item takes its slot */
+	for (size_t i = 0; i < l->n; i++) {
+		const struct item_ref *r = &l->v[i];
+
+		if (!r->ptask)
+			scanned[ns++] = *r;
+		else if (!slot[r->ptask - 1])
+			slot[r->ptask - 1] = (uint32_t)i + 1;
+		else { /* the same task's bytes again: a repeated id */
+			st->duplicates++;
+			l->arena -= r->arena;
+		}
+	}
+	/* stable: of equal keys, the answer's order (idx) stays */
+	if (radix_sort_u64(scanned, ns, sizeof(*scanned), offsetof(struct item_ref, key)) < 0)
+		goto nomem;
+	for (;;) {
+		while (j < nprev && !slot[j])
+			j++;
+		if (j == nprev && k == ns)
+			break;
+		if (k == ns || (j < nprev && ref_before(&l->v[slot[j] - 1], &scanned[k])))
+			keep(l, out, &kept, &l->v[slot[j++] - 1], st);
+		else
+			keep(l, out, &kept, &scanned[k++], st);
+	}
+	free(slot);
+	free(scanned);
+	free(l->v);
+	l->v = out;
+	l->n = kept;
+	l->cap = l->n + 1;
+	return 0;
+nomem:
+	free(slot);
+	free(scanned);
+	free(out);
+	return -ENOMEM;
+}
+
 /* Sort by key; of equal ids the first in the answer stays. */
-static void drop_repeats(struct item_list *l, struct snap_stats *st)
+static int drop_repeats(struct item_list *l, const struct snapshot *prev, struct snap_stats *st)
 {
 	size_t kept = 0;
 
 	if (!l->n)
-		return; /* and l->v may be NULL, which qsort must not see */
+		return 0; /* and l->v may be NULL, which qsort must not see */
+	if (prev && st->unscanned)
+		return order_known(l, prev->ntasks, st);
 	/* stable: of equal keys, the answer's order (idx) stays */
 	if (radix_sort_u64(l->v, l->n, sizeof(*l->v), offsetof(struct item_ref, key)) < 0)
 		qsort(l->v, l->n, sizeof(*l->v), ref_cmp);
-	for (size_t i = 0; i < l->n; i++) {
-		const struct item_ref *r = &l->v[i], *first = kept ? &l->v[kept - 1] : NULL;
-
-		if (first && first->key == r->key) {
-			if (first->id_len == r->id_len &&
-			    memcmp(items_id(l, first), items_id(l, r), r->id_len) == 0)
-				st->duplicates++;
-			else /* a 59-bit keyed hash collision: astronomically rare */
-				items_skipped(st, ITEMS_SKIP_COLLISION, items_id(l, r), r->id_len);
-			l->arena -= r->arena;
-			continue;
-		}
-		l->v[kept++] = *r;
-	}
+	for (size_t i = 0; i < l->n; i++)
+		keep(l, l->v, &kept, &l->v[i], st);
 	l->n = kept;
+	return 0;
 }
 
 int items_collect(char *body, size_t len, const uint64_t hash_key[2], const struct snapshot *prev,
@@ -364,7 +451,12 @@ int items_collect(char *body, size_t len, const uint64_t hash_key[2], const stru
 	}
 	if (res.total.type == '0')
 		st->total_items = json_count(body + res.total.off, res.total.len);
-	drop_repeats(l, st);
+	l->prev_ids = prev ? prev->arena : NULL;
+	if (drop_repeats(l, prev, st) < 0) {
+		items_free(l);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	return 0;
 }
 

@@ -65,19 +65,20 @@ struct item_ref {
 	uint64_t key;		 /* keyed hash of the id: sort order, folder node id */
 	uint32_t idx;		 /* position in items, from 1: the first of equal ids wins */
 	uint32_t off, len;	 /* the item's bytes in the body */
-	uint32_t id_off, id_len; /* the decoded id, in the list's ids */
+	uint32_t id_off, id_len; /* the decoded id: in the list's ids, or @prev's arena */
 	uint32_t parse;		 /* bytes parsing it can take (saturated) */
 	uint64_t arena;		 /* bytes its files and names can take in an arena */
-	uint64_t hash;		 /* snapshot_item_hash of its bytes, when @hashed */
-	bool hashed;		 /* an item known from the previous snapshot */
+	uint64_t hash;		 /* snapshot_item_hash of its bytes, when @ptask */
+	uint32_t ptask;		 /* 1 + index of the task of @prev it is; 0: scanned */
 };
 
 struct item_list {
 	struct item_ref *v; /* sorted by key; no two with the same key */
 	size_t n, cap;
-	struct arena ids; /* decoded ids, NUL-terminated */
-	uint64_t arena;	  /* the sum of v[].arena */
-	uint64_t budget;  /* bytes a build from this answer may take */
+	struct arena ids;     /* decoded ids, NUL-terminated */
+	const char *prev_ids; /* the arena of @prev, where known items' ids are */
+	uint64_t arena;	      /* the sum of v[].arena */
+	uint64_t budget;      /* bytes a build from this answer may take */
 };
 
 struct snapshot;
@@ -87,9 +88,10 @@ struct snapshot;
  * the same length), fill @l and @st.  An item whose bytes are those of a
  * task of @prev (may be NULL), found by walking @prev's tasks in answer
  * order along with the new answer and comparing keyed hashes, is not
- * scanned again: its id and costs are @prev's.  The list is the same as
- * without @prev.  0, or -EINVAL (not an answer), -EFBIG (over its memory
- * budget), -E2BIG or -ENOMEM, with a one-line cause in @err.
+ * scanned again: its id and costs are @prev's (the id stays in @prev's
+ * arena: @prev must outlive the list), and it is put in key order by its
+ * place in @prev, not sorted.  The list is the same as without @prev.  0, or -EINVAL (not an
+ * answer), -EFBIG (over its memory budget), -E2BIG or -ENOMEM, with a one-line cause in @err.
  */
 int items_collect(char *body, size_t len, const uint64_t hash_key[2], const struct snapshot *prev,
 		  struct item_list *l, struct snap_stats *st, char *err, size_t errlen);
@@ -97,7 +99,7 @@ void items_free(struct item_list *l);
 
 static inline const char *items_id(const struct item_list *l, const struct item_ref *r)
 {
-	return l->ids.buf + r->id_off;
+	return (r->ptask ? l->prev_ids : l->ids.buf) + r->id_off;
 }
 
 /* items_skipped - count one more item skipped for @why, with @example (may be NULL) */

@@ -55,6 +55,9 @@ void json_repair(char *b, size_t len)
 {
 	char *p = b, *end = b + len;
 
+	/* every repair is of an escape: without a backslash, one fast pass */
+	if (!memchr(b, '\\', len))
+		return;
 	/* from quote to quote: outside strings there is nothing to repair */
 	while (p < end && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
 		p++;

@@ -4,8 +4,9 @@
 
 /*
  * A stable LSD radix sort of an array of structs by a uint64_t member: the
- * indexes of a snapshot (items, file nodes, view members) are sorted on
- * every refresh, where a comparison sort took a tenth of the CPU.  Eight
+ * items of an answer are sorted by key when no previous snapshot gives
+ * their order (a first build, or the items scanned anew), where a
+ * comparison sort took a tenth of the CPU.  Eight
  * byte-wide passes, skipping those in which every key has the same digit
  * (node ids' high bytes).  Stable, so elements added in order of a second
  * key come out ordered by (key, that order).  Includes nothing of the

@@ -346,7 +346,8 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 		      struct snap_task *t)
 {
 	const char *id = items_id(l, r);
-	const struct snap_task *pt = prev_task(prev, r->key, id, r->id_len);
+	const struct snap_task *pt =
+		r->ptask ? &prev->tasks[r->ptask - 1] : prev_task(prev, r->key, id, r->id_len);
 	struct json_item *item;
 	int64_t off;
 	int ret;
@@ -359,7 +360,7 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 	t->id_off = (uint32_t)off;
 	t->id_len = r->id_len;
 	t->item_hash =
-		r->hashed ? r->hash : snapshot_item_hash(ctx->hash_key, body + r->off, r->len);
+		r->ptask ? r->hash : snapshot_item_hash(ctx->hash_key, body + r->off, r->len);
 	t->item_len = r->len;
 	t->item_arena = r->arena < UINT32_MAX ? (uint32_t)r->arena : UINT32_MAX;
 	t->item_parse = r->parse;
@@ -414,29 +415,69 @@ static int build_nodes(struct snapshot *s)
 /* The tasks in the answer's order, for the next parse to walk along (items.c). */
 static int build_order(struct snapshot *s, const struct item_list *l)
 {
-	struct pos {
-		uint64_t idx;
-		uint32_t task;
-	} *v = malloc(sizeof(*v) * (s->ntasks + 1));
+	uint32_t *at, last = 0; /* at[idx]: 1 + the task at that place in the answer */
+	size_t n = 0;
 
+	for (size_t i = 0; i < s->ntasks; i++)
+		if (l->v[i].idx > last)
+			last = l->v[i].idx;
 	free(s->order);
 	s->order = malloc(sizeof(*s->order) * (s->ntasks + 1));
-	if (!v || !s->order) {
-		free(v);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < s->ntasks; i++) {
-		v[i].idx = l->v[i].idx;
-		v[i].task = (uint32_t)i;
-	}
-	if (radix_sort_u64(v, s->ntasks, sizeof(*v), offsetof(struct pos, idx)) < 0) {
-		free(v);
+	at = calloc((size_t)last + 1, sizeof(*at));
+	if (!at || !s->order) {
+		free(at);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < s->ntasks; i++)
-		s->order[i] = v[i].task;
-	free(v);
+		at[l->v[i].idx] = (uint32_t)i + 1;
+	for (size_t p = 1; p <= last; p++)
+		if (at[p])
+			s->order[n++] = at[p] - 1;
+	free(at);
 	return 0;
+}
+
+/*
+ * The node index of @s from @prev's: the files that kept their version
+ * are @prev's nodes, in order, with their tasks' new indexes (@map); the
+ * new versions were given ids above all of @prev's, in task order, so they
+ * come after, in order too.  Every file is either a node kept (its id at
+ * most the last kept) or appended (above all before it), so when the count
+ * is short, ids were out of order: then it sorts as build_nodes does.
+ */
+static int build_nodes_after(struct snapshot *s, const struct snapshot *prev, const uint32_t *map)
+{
+	size_t n = 0, all = 0;
+	uint64_t last = 0;
+
+	s->nodes = malloc(sizeof(*s->nodes) * (s->ntasks * SNAP_NKINDS + 1));
+	if (!s->nodes)
+		return -ENOMEM;
+	for (size_t i = 0; i < prev->nnodes; i++) {
+		const struct snap_node *pn = &prev->nodes[i];
+		uint32_t t = map[pn->task];
+
+		if (t && s->tasks[t - 1].file[pn->kind].nodeid == pn->nodeid)
+			s->nodes[n++] = (struct snap_node){ pn->nodeid, t - 1, pn->kind };
+	}
+	if (n)
+		last = s->nodes[n - 1].nodeid;
+	for (size_t i = 0; i < s->ntasks; i++) {
+		for (int k = 0; k < SNAP_NKINDS; k++) {
+			uint64_t id = s->tasks[i].file[k].nodeid;
+
+			if (!id)
+				continue;
+			all++;
+			/* not above the last: one of @prev's, or out of order (counted short) */
+			if (id > last) {
+				s->nodes[n++] = (struct snap_node){ id, (uint32_t)i, (uint32_t)k };
+				last = id;
+			}
+		}
+	}
+	s->nnodes = n;
+	return n == all ? 0 : build_nodes(s);
 }
 
 int snapshot_reindex(struct snapshot *s)
@@ -456,16 +497,29 @@ _Static_assert(sizeof(struct snap_task) + sizeof(struct item_ref) +
 		       ITEMS_TASK_COST,
 	       "ITEMS_TASK_COST too small");
 
-/* Build the tasks of @s from the items of @l, in key order.  0 or -errno. */
+/*
+ * Build the tasks of @s from the items of @l, in key order; @map (when
+ * given) gets 1 + the new index of each task of @prev that is in @s too.
+ * 0 or -errno.
+ */
 static int build_tasks(struct snapshot *s, struct arena *a, struct snap_ctx *ctx,
-		       const struct snapshot *prev, const char *body, const struct item_list *l)
+		       const struct snapshot *prev, const char *body, const struct item_list *l,
+		       uint32_t *map)
 {
 	for (size_t i = 0; i < l->n; i++) {
-		int ret = build_task(a, ctx, prev, body, l, &l->v[i], &s->tasks[i]);
+		const struct item_ref *r = &l->v[i];
+		int ret = build_task(a, ctx, prev, body, l, r, &s->tasks[i]);
+		const struct snap_task *pt;
 
 		if (ret < 0)
 			return ret;
 		s->ntasks = i + 1;
+		if (!map)
+			continue;
+		pt = r->ptask ? &prev->tasks[r->ptask - 1]
+			      : prev_task(prev, r->key, items_id(l, r), r->id_len);
+		if (pt)
+			map[pt - prev->tasks] = (uint32_t)i + 1;
 	}
 	return 0;
 }
@@ -476,6 +530,7 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 	struct item_list l = { 0 };
 	struct arena a = { 0 };
 	struct snapshot *s;
+	uint32_t *map = NULL; /* @prev's tasks -> 1 + their index in @s */
 	int ret = -ENOMEM;
 
 	s = calloc(1, sizeof(*s));
@@ -499,7 +554,9 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 	a.buf = malloc(a.cap);
 	if (!a.buf)
 		goto out_nomem;
-	ret = build_tasks(s, &a, ctx, prev, body, &l);
+	if (prev && prev->nodes && !(map = calloc(prev->ntasks + 1, sizeof(*map))))
+		goto out_nomem;
+	ret = build_tasks(s, &a, ctx, prev, body, &l, map);
 	for (int v = 0; v < SNAP_NVIEWS && ret == 0; v++)
 		ret = view_build(s, &a, ctx->hash_key, (enum snap_view_kind)v);
 	if (ret < 0)
@@ -513,10 +570,13 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 		if (shrunk)
 			s->arena = shrunk;
 	}
-	if (build_nodes(s) < 0 || build_order(s, &l) < 0) {
+	if ((map ? build_nodes_after(s, prev, map) : build_nodes(s)) < 0 ||
+	    build_order(s, &l) < 0) {
 		ret = -ENOMEM;
 		goto out_nomem;
 	}
+	free(map);
+	map = NULL;
 
 	if (prev && same_listing(prev, s))
 		s->mtime_ns = prev->mtime_ns;
@@ -534,6 +594,7 @@ out_nomem:
 		snprintf(err, errlen,
 			 ret == -E2BIG ? "response too large to index" : "out of memory");
 out_free_snap:
+	free(map);
 	free(a.buf);
 	items_free(&l);
 	snapshot_put(s);

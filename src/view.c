@@ -2,8 +2,6 @@
 /* Views: a snapshot's tasks grouped by state and by operation. */
 #include "view.h"
 
-#include "radix.h"
-
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -62,83 +60,173 @@ bool view_same_value(const struct snap_task *o, const struct snap_task *n, enum 
 	       (o->strings & (1u << k)) == (n->strings & (1u << k));
 }
 
-struct view_pair {
+/*
+ * A view is built from its distinct values, which are few (a handful of
+ * states and operations) but need not be (the API may send anything): each
+ * task's value is hashed and looked up in a table keyed by that hash; then
+ * the values are put in key order and the tasks dealt out to them in task
+ * order, without sorting the tasks.  Of two values with the same key (a
+ * collision), the one of the lower task stays and the other shows nowhere.
+ */
+struct view_value {
 	uint64_t vkey;
-	uint32_t task;
+	uint32_t off, len; /* its text: the first task's file, in the arena */
+	uint32_t first;	   /* the lowest task with it */
+	uint32_t count;	   /* tasks with it */
+	uint32_t slot;	   /* 1 + its index in view.values; 0: shown nowhere */
+	bool valid;	   /* a name (name.h) */
 };
 
-static int view_pair_cmp(const void *a, const void *b)
+struct view_table {
+	struct view_value *v;
+	size_t n, cap;
+	uint32_t *slots; /* 1 + index into v, by vkey; a power of 2 */
+	size_t mask;
+};
+
+static int table_grow(struct view_table *t)
 {
-	const struct view_pair *x = a, *y = b;
+	size_t cap = t->slots ? (t->mask + 1) * 2 : 64;
+	uint32_t *slots = calloc(cap, sizeof(*slots));
+
+	if (!slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->n; i++) {
+		size_t h = (size_t)t->v[i].vkey & (cap - 1);
+
+		while (slots[h])
+			h = (h + 1) & (cap - 1);
+		slots[h] = (uint32_t)i + 1;
+	}
+	free(t->slots);
+	t->slots = slots;
+	t->mask = cap - 1;
+	return 0;
+}
+
+/* The value of @text with key @vkey, added when new (first seen at @task); NULL: no memory. */
+static struct view_value *table_get(struct view_table *t, const char *arena, uint64_t vkey,
+				    uint32_t off, uint32_t len, uint32_t task)
+{
+	size_t h;
+
+	if ((!t->slots || 2 * (t->n + 1) > t->mask + 1) && table_grow(t) < 0)
+		return NULL;
+	for (h = (size_t)vkey & t->mask; t->slots[h]; h = (h + 1) & t->mask) {
+		struct view_value *val = &t->v[t->slots[h] - 1];
+
+		if (val->vkey == vkey && val->len == len &&
+		    memcmp(arena + val->off, arena + off, len) == 0)
+			return val;
+	}
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		struct view_value *v = realloc(t->v, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		t->v = v;
+		t->cap = cap;
+	}
+	t->slots[h] = (uint32_t)t->n + 1;
+	t->v[t->n] = (struct view_value){ .vkey = vkey, .off = off, .len = len, .first = task };
+	t->v[t->n].valid = name_valid(arena + off, len);
+	return &t->v[t->n++];
+}
+
+static int value_cmp(const void *a, const void *b)
+{
+	const struct view_value *x = *(const struct view_value *const *)a;
+	const struct view_value *y = *(const struct view_value *const *)b;
 
 	if (x->vkey != y->vkey)
 		return x->vkey < y->vkey ? -1 : 1;
-	return x->task < y->task ? -1 : x->task > y->task;
+	return x->first < y->first ? -1 : x->first > y->first;
 }
 
 int view_build(struct snapshot *s, struct arena *a, const uint64_t hash_key[2],
 	       enum snap_view_kind view)
 {
+	enum snap_kind k = view_field[view];
 	struct snap_view *v = &s->view[view];
-	struct view_pair *pairs;
-	char namebuf[256];
-	size_t n = 0;
+	struct view_table t = { 0 };
+	struct view_value **byk = NULL;
+	uint32_t *of = malloc(sizeof(*of) * (s->ntasks + 1)); /* task -> 1 + value, 0: none */
+	size_t m = 0;
 	int ret = -ENOMEM;
 
-	pairs = malloc(sizeof(*pairs) * (s->ntasks + 1));
 	v->members = malloc(sizeof(*v->members) * (s->ntasks + 1));
-	v->values = malloc(sizeof(*v->values) * (s->ntasks + 1));
-	if (!pairs || !v->members || !v->values)
+	if (!of || !v->members)
 		goto out;
 	for (size_t i = 0; i < s->ntasks; i++) {
-		size_t len;
-		const char *val = view_task_value(a->buf, view, &s->tasks[i], &len);
+		const struct snap_task *task = &s->tasks[i];
+		const struct snap_file *f = &task->file[k];
+		struct view_value *val;
 
-		if (!val)
+		of[i] = 0;
+		/* a JSON string of 1 to 255 bytes; its text (without the newline) */
+		if (!f->nodeid || !(task->strings & (1u << k)) || f->len < 2 || f->len > 256)
 			continue;
-		pairs[n].vkey = view_value_hash(hash_key, view, val, len);
-		pairs[n].task = (uint32_t)i;
-		n++;
+		val = table_get(&t, a->buf,
+				view_value_hash(hash_key, view, a->buf + f->off, f->len - 1),
+				f->off, f->len - 1, (uint32_t)i);
+		if (!val)
+			goto out;
+		if (val->valid) {
+			val->count++;
+			of[i] = (uint32_t)(val - t.v) + 1;
+		}
 	}
-	/* stable: a value's members stay in task order */
-	if (radix_sort_u64(pairs, n, sizeof(*pairs), offsetof(struct view_pair, vkey)) < 0)
-		qsort(pairs, n, sizeof(*pairs), view_pair_cmp);
+	/* the values in key order; of equal keys, the first task's stays */
+	byk = malloc(sizeof(*byk) * (t.n + 1));
+	v->values = malloc(sizeof(*v->values) * (t.n + 1));
+	if (!byk || !v->values)
+		goto out;
+	for (size_t i = 0; i < t.n; i++)
+		byk[i] = &t.v[i];
+	qsort(byk, t.n, sizeof(*byk), value_cmp);
 	v->nvalues = 0;
-	for (size_t i = 0, m = 0; i < n; i++) {
-		struct snap_value *val = v->nvalues ? &v->values[v->nvalues - 1] : NULL;
-		/* checked by view_task_value above; the arena may have moved since */
-		const struct snap_file *f = &s->tasks[pairs[i].task].file[view_field[view]];
-		const char *name = a->buf + f->off;
-		size_t len = f->len - 1;
+	for (size_t i = 0; i < t.n; i++) {
+		struct view_value *val = byk[i];
+		struct snap_value *sv;
+		char namebuf[256];
 		int64_t off;
 
-		if (val && val->vkey == pairs[i].vkey) {
-			/* same key, other text: a hash collision; leave it out */
-			if (val->name_len != len || memcmp(a->buf + val->name_off, name, len))
-				continue;
-			v->members[m++] = pairs[i].task;
-			val->count++;
+		if (!val->valid || !val->count ||
+		    (v->nvalues && v->values[v->nvalues - 1].vkey == val->vkey))
 			continue;
-		}
 		/* copied so it ends in a NUL, as readdir needs; via a local copy
-		 * because arena_add() may move the buffer @name points into */
-		memcpy(namebuf, name, len);
-		off = arena_add(a, namebuf, len, false);
+		 * because arena_add() may move the buffer the text is in */
+		memcpy(namebuf, a->buf + val->off, val->len);
+		off = arena_add(a, namebuf, val->len, false);
 		if (off < 0) {
 			ret = (int)off;
 			goto out;
 		}
-		val = &v->values[v->nvalues++];
-		val->vkey = pairs[i].vkey;
-		val->name_off = (uint32_t)off;
-		val->name_len = (uint32_t)len;
-		val->first = (uint32_t)m;
-		val->count = 1;
-		v->members[m++] = pairs[i].task;
+		sv = &v->values[v->nvalues];
+		*sv = (struct snap_value){ .vkey = val->vkey,
+					   .name_off = (uint32_t)off,
+					   .name_len = val->len,
+					   .first = (uint32_t)m };
+		m += val->count;
+		val->slot = (uint32_t)++v->nvalues;
+	}
+	/* deal the tasks out in task order: each value's members ascend */
+	for (size_t i = 0; i < s->ntasks; i++) {
+		const struct view_value *val = of[i] ? &t.v[of[i] - 1] : NULL;
+		struct snap_value *sv;
+
+		if (!val || !val->slot)
+			continue;
+		sv = &v->values[val->slot - 1];
+		v->members[sv->first + sv->count++] = (uint32_t)i;
 	}
 	ret = 0;
 out:
-	free(pairs);
+	free(byk);
+	free(of);
+	free(t.v);
+	free(t.slots);
 	return ret;
 }
 

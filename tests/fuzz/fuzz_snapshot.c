@@ -9,6 +9,7 @@
 #include "name.h"
 #include "scan.h"
 #include "snapshot.h"
+#include "view.h"
 
 static void count_entry(void *arg, uint64_t parent, const char *name, size_t len)
 {
@@ -56,6 +57,67 @@ static void check_raw(const struct snapshot *s, const struct snap_task *t)
 	free(wrap);
 }
 
+/*
+ * What a snapshot's indexes must be, however they were built (sorted from
+ * scratch, or carried over from the previous snapshot): the node index
+ * sorted, unique and naming every file; the answer order a permutation of
+ * the tasks; each view's values in key order, their members ascending and
+ * holding exactly the tasks that show that value.
+ */
+static void check_index(const struct snapshot *s)
+{
+	size_t files = 0, shown[SNAP_NVIEWS] = { 0 };
+	char *seen = calloc(s->ntasks + 1, 1);
+
+	if (!seen)
+		return;
+	for (size_t i = 0; i < s->nnodes; i++) {
+		const struct snap_node *n = &s->nodes[i];
+
+		if ((i && s->nodes[i - 1].nodeid >= n->nodeid) || n->task >= s->ntasks ||
+		    n->kind >= SNAP_NKINDS || s->tasks[n->task].file[n->kind].nodeid != n->nodeid)
+			abort();
+	}
+	for (size_t i = 0; i < s->ntasks; i++) {
+		for (int k = 0; k < SNAP_NKINDS; k++)
+			files += s->tasks[i].file[k].nodeid != 0;
+		for (int v = 0; v < SNAP_NVIEWS; v++) {
+			size_t len;
+
+			shown[v] += view_task_value(s->arena, (enum snap_view_kind)v, &s->tasks[i],
+						    &len) != NULL;
+		}
+		if (s->order[i] >= s->ntasks || seen[s->order[i]]++)
+			abort();
+	}
+	if (files != s->nnodes)
+		abort();
+	for (int v = 0; v < SNAP_NVIEWS; v++) {
+		const struct snap_view *w = &s->view[v];
+		size_t members = 0;
+
+		for (size_t i = 0; i < w->nvalues; i++) {
+			const struct snap_value *val = &w->values[i];
+
+			if ((i && w->values[i - 1].vkey >= val->vkey) || val->first != members ||
+			    !val->count || !name_valid(s->arena + val->name_off, val->name_len))
+				abort();
+			for (size_t m = val->first; m < val->first + val->count; m++) {
+				if ((m > val->first && w->members[m - 1] >= w->members[m]) ||
+				    w->members[m] >= s->ntasks ||
+				    !view_has_task(s, (enum snap_view_kind)v, val,
+						   &s->tasks[w->members[m]]))
+					abort();
+			}
+			members += val->count;
+		}
+		/* every task that shows a value is in it (a vkey collision aside: 2^-59) */
+		if (members != shown[v])
+			abort();
+	}
+	free(seen);
+}
+
 /* Two snapshots the same in all a reader can see: tasks, files, bytes, ids, times. */
 static void check_same(const struct snapshot *x, const struct snapshot *y)
 {
@@ -87,9 +149,22 @@ static void check_same(const struct snapshot *x, const struct snapshot *y)
 			free(fy);
 		}
 	}
-	for (int v = 0; v < SNAP_NVIEWS; v++)
-		if (x->view[v].nvalues != y->view[v].nvalues)
+	for (int v = 0; v < SNAP_NVIEWS; v++) {
+		const struct snap_view *a = &x->view[v], *b = &y->view[v];
+
+		if (a->nvalues != b->nvalues)
 			abort();
+		for (size_t i = 0; i < a->nvalues; i++)
+			if (a->values[i].vkey != b->values[i].vkey ||
+			    a->values[i].count != b->values[i].count ||
+			    memcmp(a->members + a->values[i].first, b->members + b->values[i].first,
+				   sizeof(*a->members) * a->values[i].count) != 0)
+				abort();
+	}
+	if (x->ntasks && memcmp(x->order, y->order, sizeof(*x->order) * x->ntasks) != 0)
+		abort();
+	check_index(x);
+	check_index(y);
 }
 
 /*
@@ -200,6 +275,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    ctx.reused != a->ntasks)
 		abort();
 	free(copy);
+	check_index(a);
+	check_index(b);
 	if (diff_snapshots(a, b, ctx.hash_key, &ops, &calls) != 0 || calls != 0)
 		abort();
 	diff_for_each_gone(a, b, count_gone, &calls);
