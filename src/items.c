@@ -429,7 +429,7 @@ int items_collect(char *body, size_t len, const uint64_t hash_key[2], const stru
 	st->total_items = -1;
 	l->budget = ITEMS_BUDGET_BASE + ITEMS_BUDGET_RATIO * (uint64_t)len;
 	c.item_limit = l->budget / 4;
-	json_repair(body, len);
+	st->repaired = json_repair(body, len);
 	ret = scan_answer_known(body, len, on_item, prev && prev->order ? known_item : NULL, &c,
 				&res, err, errlen);
 	if (ret == 0 && c.err) {

@@ -55,6 +55,7 @@ struct snap_stats {
 	size_t skip[ITEMS_NSKIPS]; /* ...by reason */
 	size_t duplicates;	   /* items whose id came earlier */
 	size_t unscanned;	   /* items known from the previous answer, not scanned again */
+	size_t repaired;	   /* escapes json_repair() rewrote: 0, the bytes are as sent */
 	int64_t total_items;	   /* as the API said, -1 if absent */
 	const char *invalid;	   /* the first ITEMS_SKIP_INVALID cause, static */
 	char examples[160];	   /* a few skipped ids, escaped, for the log */

@@ -33,8 +33,11 @@ static int hex4(const char *p)
 }
 
 /* cJSON rejects a lone surrogate escape and cuts a string at \u0000 */
-/* The escape at @p (a backslash in a string): repaired if need be; where to go on. */
-static char *repair_escape(char *b, char *p, const char *end)
+/*
+ * The escape at @p (a backslash in a string): repaired if need be (then
+ * counted in *@n); where to go on.
+ */
+static char *repair_escape(char *b, char *p, const char *end, size_t *n)
 {
 	size_t i = (size_t)(p - b), len = (size_t)(end - b);
 	int v, lo;
@@ -46,18 +49,21 @@ static char *repair_escape(char *b, char *p, const char *end)
 	if (v >= 0xd800 && v <= 0xdbff && i + 12 <= len && b[i + 6] == '\\' && b[i + 7] == 'u' &&
 	    (lo = hex4(b + i + 8)) >= 0xdc00 && lo <= 0xdfff)
 		return p + 12; /* a proper pair */
-	if ((v >= 0xd800 && v <= 0xdfff) || v == 0)
+	if ((v >= 0xd800 && v <= 0xdfff) || v == 0) {
 		memcpy(b + i + 2, "0001", 4);
+		(*n)++;
+	}
 	return p + 6;
 }
 
-void json_repair(char *b, size_t len)
+size_t json_repair(char *b, size_t len)
 {
 	char *p = b, *end = b + len;
+	size_t n = 0;
 
 	/* every repair is of an escape: without a backslash, one fast pass */
 	if (!memchr(b, '\\', len))
-		return;
+		return 0;
 	/* from quote to quote: outside strings there is nothing to repair */
 	while (p < end && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
 		p++;
@@ -67,15 +73,16 @@ void json_repair(char *b, size_t len)
 
 			if (!e) {
 				if (!q)
-					return;
+					return n;
 				p = q + 1;
 				break;
 			}
-			p = repair_escape(b, e, end);
+			p = repair_escape(b, e, end, &n);
 			if (p >= end)
-				return;
+				return n;
 		}
 	}
+	return n;
 }
 
 /* ---- numbers exactly as sent ---- */

@@ -27,9 +27,9 @@ struct json_item;
  * cJSON cannot take (a lone surrogate, \u0000) to \u0001, before
  * scanning: one odd string then cannot block every update, and an id
  * holding one is refused as a control character instead of being cut
- * short into some other, valid name.
+ * short into some other, valid name.  Returns how many it rewrote.
  */
-void json_repair(char *body, size_t len);
+size_t json_repair(char *body, size_t len);
 
 /*
  * json_item_parse - parse the @len bytes at @text, one item that

@@ -98,7 +98,7 @@ out:
  * were shown is in the state.  A failed save is logged once per cause and
  * shown in .status; the mount goes on without it.
  */
-static void cache_save(struct cache *c, const struct snapshot *s, const struct fetched *got)
+static void cache_save(struct cache *c, struct snapshot *s, const struct fetched *got)
 {
 	struct state_save_stats st;
 	uint64_t feed_gen = 1, feed_len = 0;

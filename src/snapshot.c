@@ -314,6 +314,7 @@ static int reuse_task(struct arena *a, const struct snapshot *prev, const struct
 {
 	t->mtime = pt->mtime;
 	t->strings = pt->strings;
+	t->base_pos = pt->base_pos; /* the same bytes */
 	for (int k = 0; k < SNAP_NKINDS; k++) {
 		const struct snap_file *pf = &pt->file[k];
 		int64_t off;
@@ -361,6 +362,7 @@ static int build_task(struct arena *a, struct snap_ctx *ctx, const struct snapsh
 	t->id_len = r->id_len;
 	t->item_hash =
 		r->ptask ? r->hash : snapshot_item_hash(ctx->hash_key, body + r->off, r->len);
+	t->item_off = r->off;
 	t->item_len = r->len;
 	t->item_arena = r->arena < UINT32_MAX ? (uint32_t)r->arena : UINT32_MAX;
 	t->item_parse = r->parse;

@@ -103,8 +103,13 @@ struct snap_task {
 	uint64_t item_hash; /* keyed hash of the item's bytes: unchanged items are reused */
 	int64_t mtime;	    /* s; the task's timestamp */
 	uint32_t id_off, id_len;
-	uint32_t strings;    /* bit k: field k was a JSON string */
-	uint32_t item_len;   /* bytes of its item in the answer */
+	uint32_t strings;  /* bit k: field k was a JSON string */
+	uint32_t item_off; /* where its item is in the answer... */
+	uint32_t item_len; /* ...and its bytes there */
+	/* 1 + the place of an item with these bytes in the answer the state
+	 * file holds whole (state.h), 0 if none: only the refresher reads or
+	 * writes it, so a full save may set it on a published snapshot */
+	uint32_t base_pos;
 	uint32_t item_arena; /* what items.c charged for it: arena bytes... */
 	uint32_t item_parse; /* ...and parse bytes (UINT32_MAX: too many to keep) */
 	struct snap_file file[SNAP_NKINDS];

@@ -35,6 +35,30 @@
  *   144 the task records (varints; see decode_records in state.c)
  *   ... the answer's bytes
  *   end u32 CRC-32 of everything before it, u32 0
+ *
+ * A save after a change rewrites that whole file only now and then.  In
+ * between, "state.delta" says what a whole file would say, without the
+ * answer's bytes: the header and records as they would be, and ops that
+ * rebuild the answer from the items of the answer in "state" (the base)
+ * and literal bytes.  An unchanged item is a reference into the base, and
+ * a run of them, as they mostly come, one op; so a delta is about the
+ * size of the records plus what changed since the base.  When the ops
+ * would pass an eighth of the base's answer, the save is whole again and
+ * the delta goes.  The delta names its base (its save time and checksum):
+ * one left behind by a crash during a whole save names the old base and
+ * is ignored.  Delta layout (version 1), little-endian:
+ *   0   "IFSDELTA"  magic
+ *   8   u32 version, u32 header bytes (64)
+ *   16  i64 the base's saved at, u32 the base's CRC-32, u32 the answer's CRC-32
+ *   32  u64 bytes of the state header and records, u64 ops bytes
+ *   48  u64 the answer's bytes, u64 how the rebuilt answer is checked: 0 by
+ *       its CR-32 at 28; 1 by the answer hash of the state header (when the
+ *       answer was saved as it arrived, no escape repaired: no CRC to make)
+ *   64  a state file's header (144) and records, as a whole save writes them
+ *   ... the ops: varints, 0 n BYTES (n literal bytes), or 1 first count
+ *       gaplen GAP (base items first..first+count-1 in answer order, 0
+ *       from the first, with GAP between each two)
+ *   end u32 CRC-32 of everything before it, u32 0
  */
 
 #include <stdbool.h>
@@ -103,6 +127,63 @@ void state_encode_header(unsigned char *h, const struct snapshot *s, uint64_t id
 unsigned char *state_encode_records(const struct snapshot *s, size_t *len);
 void state_put32(unsigned char *p, uint32_t v);
 
+#define STATE_DELTA_HEADER_LEN 64
+
+/*
+ * state_mark_base - @s was built from the answer a whole save just wrote:
+ * each task's base_pos becomes 1 + its place in that answer's order.
+ */
+void state_mark_base(struct snapshot *s);
+
+/*
+ * state_encode_ops - the ops that rebuild @body (@len bytes, the answer
+ * @s was built from) from the base's items and literal bytes: malloc'd,
+ * with their length in *@oplen; NULL when they would take more than
+ * @limit bytes, or no memory.
+ */
+unsigned char *state_encode_ops(const struct snapshot *s, const char *body, size_t len,
+				size_t limit, size_t *oplen);
+
+/* What a save writes besides a snapshot and its answer. */
+struct state_meta {
+	uint64_t identity;
+	int64_t saved_ns, fetched_ns;
+	uint64_t body_hash;
+	uint64_t feed_gen, feed_len;
+};
+
+/*
+ * state_encode_whole - a whole state file for @s, built from @body (@len
+ * bytes), malloc'd with its length in *@out_len; NULL without memory.
+ * (state_save writes the same pieces without copying the answer.)
+ */
+unsigned char *state_encode_whole(const struct snapshot *s, const char *body, size_t len,
+				  const struct snap_ctx *ctx, const struct state_meta *m,
+				  size_t *out_len);
+
+/*
+ * state_encode_delta - the same as a delta against the base saved at
+ * @base_saved_ns whose trailer holds @base_crc, malloc'd (*@out_len);
+ * NULL when its ops would pass @limit bytes, or without memory.
+ */
+unsigned char *state_encode_delta(const struct snapshot *s, const char *body, size_t len,
+				  const struct snap_ctx *ctx, const struct state_meta *m,
+				  int64_t base_saved_ns, uint32_t base_crc, size_t limit,
+				  size_t *out_len);
+
+/*
+ * state_apply_delta - the whole state file that @delta (@dlen bytes)
+ * stands for, on top of @base (@blen bytes, a whole state file, checked
+ * here; its answer may be rewritten in place, as a parse does): 0 with
+ * the bytes malloc'd in *@out (*@olen), for state_restore(); 1 when the
+ * delta names another base (a leftover: use @base alone); -EINVAL (not a
+ * delta of this mount, damaged, or ops that do not rebuild the answer
+ * recorded) or -ENOMEM with one line in @err.  What the fuzzer calls.
+ */
+int state_apply_delta(char *base, size_t blen, const unsigned char *delta, size_t dlen,
+		      uint64_t identity, size_t max_body, char **out, size_t *olen, char *err,
+		      size_t errlen);
+
 /*
  * state_restore - decode @buf and rebuild the snapshot it describes, with
  * the node ids and times it recorded (checked against the answer: same
@@ -153,7 +234,9 @@ int state_load(struct state_dir *d, size_t max_body, struct snap_ctx *ctx, struc
 /* what the last save cost, for .status and the benchmark */
 struct state_save_stats {
 	uint64_t saves;
+	uint64_t whole_saves; /* of them, the whole file (the others: a delta) */
 	size_t bytes;
+	bool whole;    /* the last: the whole file */
 	double cpu_ms; /* the saving thread's CPU time */
 	double wall_ms;
 };
@@ -161,10 +244,12 @@ struct state_save_stats {
 /*
  * state_save - replace the state with @s, the answer @body it was built
  * from (arrived at @fetched_ns, hash @body_hash as it arrived), and @ctx's
- * allocator, and the change feed's (@feed_gen, @feed_len), atomically.  0 or
- * -errno with one line in @err; the old state is then still in place.
+ * allocator, and the change feed's (@feed_gen, @feed_len), atomically: a
+ * delta when the base this daemon wrote or loaded allows one, else the
+ * whole file (then @s's tasks are marked as the base's).  0 or -errno
+ * with one line in @err; the old state is then still in place.
  */
-int state_save(struct state_dir *d, const struct snapshot *s, const char *body, size_t len,
+int state_save(struct state_dir *d, struct snapshot *s, const char *body, size_t len,
 	       uint64_t body_hash, const struct snap_ctx *ctx, int64_t fetched_ns,
 	       uint64_t feed_gen, uint64_t feed_len, struct state_save_stats *stats, char *err,
 	       size_t errlen);

@@ -20,6 +20,12 @@ struct state_dir {
 	int fd;	  /* the folder, O_DIRECTORY */
 	int lock; /* "lock", flock()ed for the daemon's life */
 	uint64_t identity;
+	/* the whole file in "state", when this daemon knows the snapshot it
+	 * holds (its tasks carry base_pos): what a delta is written against */
+	bool have_base;
+	int64_t base_saved_ns;
+	uint32_t base_crc;
+	size_t base_body_len;
 };
 
 uint64_t state_dir_name(const char *api_url, const char *endpoint, const char *user, char *name,
@@ -203,6 +209,71 @@ uint64_t state_dir_identity(const struct state_dir *d)
 
 /* ---- load and save ---- */
 
+/* Read a whole regular file at @fd into a malloc'd buffer (one byte more). */
+static int read_whole(int fd, size_t size, char **out, char *err, size_t errlen)
+{
+	char *buf = malloc(size + 1);
+	size_t got = 0;
+
+	if (!buf) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	while (got < size) {
+		ssize_t n = pread(fd, buf + got, size - got, (off_t)got);
+
+		if (n <= 0) {
+			snprintf(err, errlen, "%s", n < 0 ? strerror(errno) : "truncated");
+			free(buf);
+			return n < 0 ? -errno : -EINVAL;
+		}
+		got += (size_t)n;
+	}
+	*out = buf;
+	return 0;
+}
+
+/*
+ * The whole state that "state" (*@buf, *@len bytes) and "state.delta"
+ * stand for: 0 with *@buf replaced, 1 when there is no delta (or one of
+ * an earlier base) and "state" stands alone, or -errno with @err.
+ */
+static int load_delta(struct state_dir *d, char **buf, size_t *len, size_t max_body, char *err,
+		      size_t errlen)
+{
+	size_t max_delta = STATE_DELTA_HEADER_LEN + *len + max_body + STATE_TRAILER_LEN;
+	char *delta = NULL, *whole;
+	struct stat sb;
+	size_t wlen;
+	int fd, ret;
+
+	fd = openat(d->fd, "state.delta", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 && errno == ENOENT)
+		return 1;
+	if (fd < 0) {
+		snprintf(err, errlen, "state.delta: %s", strerror(errno));
+		return -errno;
+	}
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || (size_t)sb.st_size > max_delta) {
+		close(fd);
+		snprintf(err, errlen, "state.delta: not a regular file, or too large");
+		return -EINVAL;
+	}
+	ret = read_whole(fd, (size_t)sb.st_size, &delta, err, errlen);
+	close(fd);
+	if (ret < 0)
+		return ret;
+	ret = state_apply_delta(*buf, *len, (unsigned char *)delta, (size_t)sb.st_size, d->identity,
+				max_body, &whole, &wlen, err, errlen);
+	free(delta);
+	if (ret == 0) {
+		free(*buf);
+		*buf = whole;
+		*len = wlen;
+	}
+	return ret;
+}
+
 int state_load(struct state_dir *d, size_t max_body, struct snap_ctx *ctx, struct snapshot **out,
 	       struct state *st, char *err, size_t errlen)
 {
@@ -210,6 +281,8 @@ int state_load(struct state_dir *d, size_t max_body, struct snap_ctx *ctx, struc
 	struct stat sb;
 	char *buf = NULL;
 	size_t got = 0;
+	uint32_t base_crc = 0;
+	bool alone;
 	int fd, ret;
 
 	*out = NULL;
@@ -234,23 +307,29 @@ int state_load(struct state_dir *d, size_t max_body, struct snap_ctx *ctx, struc
 	ret = state_decode_header(head, (size_t)sb.st_size, d->identity, max_body, st, err, errlen);
 	if (ret < 0)
 		goto out;
-	buf = malloc((size_t)sb.st_size + 1);
-	if (!buf) {
-		ret = -ENOMEM;
-		snprintf(err, errlen, "out of memory");
+	ret = read_whole(fd, (size_t)sb.st_size, &buf, err, errlen);
+	if (ret < 0)
 		goto out;
-	}
-	while (got < (size_t)sb.st_size) {
-		ssize_t n = pread(fd, buf + got, (size_t)sb.st_size - got, (off_t)got);
+	got = (size_t)sb.st_size;
+	d->have_base = false;
+	ret = load_delta(d, &buf, &got, max_body, err, errlen);
+	if (ret < 0)
+		goto out;
+	alone = ret == 1;
+	if (alone) { /* "state" stands alone: it is the base */
+		const unsigned char *t = (const unsigned char *)buf + got - STATE_TRAILER_LEN;
 
-		if (n <= 0) {
-			ret = n < 0 ? -errno : -EINVAL;
-			snprintf(err, errlen, "%s", n < 0 ? strerror(errno) : "truncated");
-			goto out;
-		}
-		got += (size_t)n;
+		base_crc = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 |
+			   (uint32_t)t[3] << 24;
 	}
 	ret = state_restore(buf, got, d->identity, max_body, ctx, out, st, err, errlen);
+	if (ret == 0 && alone) {
+		d->base_crc = base_crc;
+		state_mark_base(*out);
+		d->have_base = true;
+		d->base_saved_ns = st->saved_ns;
+		d->base_body_len = st->body_len;
+	}
 out:
 	free(buf);
 	close(fd);
@@ -283,39 +362,38 @@ static double clock_ms(clockid_t id)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-int state_save(struct state_dir *d, const struct snapshot *s, const char *body, size_t len,
-	       uint64_t body_hash, const struct snap_ctx *ctx, int64_t fetched_ns,
-	       uint64_t feed_gen, uint64_t feed_len, struct state_save_stats *stats, char *err,
-	       size_t errlen)
-{
-	double cpu0 = clock_ms(CLOCK_THREAD_CPUTIME_ID), wall0 = clock_ms(CLOCK_MONOTONIC);
-	unsigned char head[STATE_HEADER_LEN], trailer[STATE_TRAILER_LEN];
-	size_t records_len;
-	unsigned char *records = state_encode_records(s, &records_len);
-	uLong crc = crc32_z(0, NULL, 0);
-	struct timespec now;
-	const char *step = "write";
-	int fd = -1, ret;
+/* One piece of a file to write. */
+struct piece {
+	const void *p;
+	size_t len;
+};
 
-	if (!records) {
-		snprintf(err, errlen, "cannot save state: out of memory");
-		return -ENOMEM;
-	}
-	clock_gettime(CLOCK_REALTIME, &now);
-	state_encode_header(head, s, d->identity, ctx,
-			    (int64_t)now.tv_sec * 1000000000 + now.tv_nsec, fetched_ns, body_hash,
-			    feed_gen, feed_len, records_len, len);
-	fd = openat(d->fd, "state.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		    0600);
+/*
+ * Replace @name in the folder with the pieces and a trailer (their CRC-32
+ * and 0), atomically: @name.tmp, fsync, rename, fsync of the folder.
+ * 0 with the CRC in *@crc_out, or -errno with @err.
+ */
+static int write_file(struct state_dir *d, const char *name, const struct piece *pc, size_t n,
+		      uint32_t *crc_out, char *err, size_t errlen)
+{
+	unsigned char trailer[STATE_TRAILER_LEN];
+	uLong crc = crc32_z(0, NULL, 0);
+	const char *step = "write";
+	char tmp[64];
+	int fd, ret = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	fd = openat(d->fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		ret = -errno;
 		step = "create";
 		goto out;
 	}
-	if ((ret = write_all(fd, head, sizeof(head), &crc)) < 0 ||
-	    (ret = write_all(fd, records, records_len, &crc)) < 0 ||
-	    (ret = write_all(fd, body, len, &crc)) < 0)
+	for (size_t i = 0; i < n && ret == 0; i++)
+		ret = write_all(fd, pc[i].p, pc[i].len, &crc);
+	if (ret < 0)
 		goto out;
+	*crc_out = (uint32_t)crc;
 	state_put32(trailer, (uint32_t)crc);
 	state_put32(trailer + 4, 0);
 	if ((ret = write_all(fd, trailer, sizeof(trailer), &crc)) < 0)
@@ -328,7 +406,7 @@ int state_save(struct state_dir *d, const struct snapshot *s, const char *body, 
 	close(fd);
 	fd = -1;
 	step = "rename";
-	if (renameat(d->fd, "state.tmp", d->fd, "state") < 0) {
+	if (renameat(d->fd, tmp, d->fd, name) < 0) {
 		ret = -errno;
 		goto out;
 	}
@@ -336,16 +414,78 @@ int state_save(struct state_dir *d, const struct snapshot *s, const char *body, 
 	step = "sync the folder for";
 	ret = fsync(d->fd) < 0 ? -errno : 0;
 out:
-	free(records);
 	if (fd >= 0)
 		close(fd);
 	if (ret < 0) {
-		snprintf(err, errlen, "cannot %s %s/state: %s", step, d->path, strerror(-ret));
-		unlinkat(d->fd, "state.tmp", 0); /* gone already after a rename */
-		return ret;
+		snprintf(err, errlen, "cannot %s %s/%s: %s", step, d->path, name, strerror(-ret));
+		unlinkat(d->fd, tmp, 0); /* gone already after a rename */
 	}
+	return ret;
+}
+
+int state_save(struct state_dir *d, struct snapshot *s, const char *body, size_t len,
+	       uint64_t body_hash, const struct snap_ctx *ctx, int64_t fetched_ns,
+	       uint64_t feed_gen, uint64_t feed_len, struct state_save_stats *stats, char *err,
+	       size_t errlen)
+{
+	double cpu0 = clock_ms(CLOCK_THREAD_CPUTIME_ID), wall0 = clock_ms(CLOCK_MONOTONIC);
+	struct state_meta m = { .identity = d->identity,
+				.fetched_ns = fetched_ns,
+				.body_hash = body_hash,
+				.feed_gen = feed_gen,
+				.feed_len = feed_len };
+	unsigned char head[STATE_HEADER_LEN], *delta = NULL, *records;
+	size_t records_len, delta_len = 0;
+	struct timespec now;
+	uint32_t crc;
+	int ret;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	m.saved_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+	if (d->have_base)
+		delta = state_encode_delta(s, body, len, ctx, &m, d->base_saved_ns, d->base_crc,
+					   d->base_body_len / 8, &delta_len);
+	if (delta) {
+		const struct piece pc[] = { { delta, delta_len - STATE_TRAILER_LEN } };
+
+		/* write_file adds the same trailer again */
+		ret = write_file(d, "state.delta", pc, 1, &crc, err, errlen);
+		stats->bytes = delta_len;
+		free(delta);
+		stats->whole = false;
+		goto done;
+	}
+	records = state_encode_records(s, &records_len);
+	if (!records) {
+		snprintf(err, errlen, "cannot save state: out of memory");
+		return -ENOMEM;
+	}
+	state_encode_header(head, s, d->identity, ctx, m.saved_ns, fetched_ns, body_hash, feed_gen,
+			    feed_len, records_len, len);
+	{
+		const struct piece pc[] = { { head, sizeof(head) },
+					    { records, records_len },
+					    { body, len } };
+
+		ret = write_file(d, "state", pc, 3, &crc, err, errlen);
+	}
+	free(records);
+	stats->bytes = sizeof(head) + records_len + len + STATE_TRAILER_LEN;
+	stats->whole = true;
+	if (ret == 0) {
+		/* the new base; a delta of the old one is ignored if it stays */
+		unlinkat(d->fd, "state.delta", 0);
+		state_mark_base(s);
+		d->have_base = true;
+		d->base_saved_ns = m.saved_ns;
+		d->base_crc = crc;
+		d->base_body_len = len;
+	}
+done:
+	if (ret < 0)
+		return ret;
 	stats->saves++;
-	stats->bytes = STATE_HEADER_LEN + records_len + len + STATE_TRAILER_LEN;
+	stats->whole_saves += stats->whole;
 	stats->cpu_ms = clock_ms(CLOCK_THREAD_CPUTIME_ID) - cpu0;
 	stats->wall_ms = clock_ms(CLOCK_MONOTONIC) - wall0;
 	return 0;

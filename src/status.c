@@ -33,8 +33,8 @@ static int status_render(struct cache *c, char *buf, size_t len)
 	if (s)
 		items_skip_summary(&s->stats, skips, sizeof(skips));
 	if (c->saves.saves)
-		snprintf(save, sizeof(save), "%zu bytes, %.1f ms cpu, %.1f ms", c->saves.bytes,
-			 c->saves.cpu_ms, c->saves.wall_ms);
+		snprintf(save, sizeof(save), "%zu bytes, %.1f ms cpu, %.1f ms, %s", c->saves.bytes,
+			 c->saves.cpu_ms, c->saves.wall_ms, c->saves.whole ? "whole" : "delta");
 	if (c->feed_last_lines)
 		snprintf(feed_last, sizeof(feed_last), "%zu lines, %.2f ms cpu, %.1f ms",
 			 c->feed_last_lines, c->feed_last_cpu_ms, c->feed_last_wall_ms);
@@ -77,6 +77,7 @@ static int status_render(struct cache *c, char *buf, size_t len)
 		"source: %s\n"
 		"state_dir: %s\n"
 		"state_saves: %llu\n"
+		"state_whole_saves: %llu\n"
 		"state_last_save: %s\n"
 		"state_error: %s\n"
 		"events: %s\n"
@@ -96,7 +97,8 @@ static int status_render(struct cache *c, char *buf, size_t len)
 		nodes_blobs(c->nodes) - c->status_blobs,
 		c->offline ? "saved (the API has not answered since start)" : "api",
 		c->state ? state_dir_path(c->state) : "none", (unsigned long long)c->saves.saves,
-		save, c->save_error[0] ? c->save_error : "none",
+		(unsigned long long)c->saves.whole_saves, save,
+		c->save_error[0] ? c->save_error : "none",
 		!c->feed   ? "off"
 		: c->state ? "in the state folder"
 			   : "in memory (state_dir=none)",

@@ -14,6 +14,7 @@ import zlib
 
 import pytest
 
+import apisim
 import simctl
 from conftest import BIN, Terminal, clean_env, is_mounted, wait_for
 
@@ -175,6 +176,117 @@ def test_restart_after_a_change_shows_exactly_the_changed_files(new_mount):
         assert after[p][0] not in {v[0] for v in before.values()}  # a new inode
         assert after[p][2] > before[p][2]
     assert m.counter("state_saves") == 1
+
+
+# ---- deltas between whole saves ------------------------------------------------
+
+def delta_file(m):
+    return os.path.join(m.state, "state.delta")
+
+
+def wholes_after(m, n):
+    """Wait for save n; how many of the saves so far wrote the whole file.
+    (Under load a save can be followed by a second one of the same
+    snapshot, when its stamps had to move: always a delta, so the count
+    of whole saves is settled once save n is.)"""
+    assert wait_for(lambda: m.counter("state_saves") >= n, 10), m.status()
+    return m.counter("state_whole_saves")
+
+
+def change(m, tid, state):
+    """Patch one task; "whole" or "delta": what its save wrote."""
+    saves, wholes = m.counter("state_saves"), m.counter("state_whole_saves")
+    m.sim.patch(tid, {"state": state})
+    assert wait_for(lambda: read(m.p(tid, "state")) == state + "\n", 10)
+    return "whole" if wholes_after(m, saves + 1) > wholes else "delta"
+
+
+def test_changes_are_saved_as_deltas_and_a_restart_keeps_them(new_mount):
+    m = new_mount()
+    m.sim.generate(400)
+    ids = [apisim.generated_id(i) for i in (3, 150, 397)]
+    m.start()
+    assert wholes_after(m, 1) == 1
+    whole = os.stat(state_file(m))
+    for i, tid in enumerate(ids):
+        assert change(m, tid, "DELTA%d" % i) == "delta"
+    # the whole file stays as it was; the delta is small and private
+    after = os.stat(state_file(m))
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        whole.st_ino, whole.st_size, whole.st_mtime_ns)
+    d = os.stat(delta_file(m))
+    assert d.st_mode & 0o777 == 0o600 and d.st_size < whole.st_size // 4
+    last = m.status()["state_last_save"]
+    assert last.endswith(", delta") and int(last.split()[0]) == d.st_size
+    before = tree(m)
+    m.restart()
+    assert m.status()["source"] == "api"
+    assert tree(m) == before  # every inode, size and time from state + state.delta
+    assert m.counter("state_saves") == 0
+    # started from a delta: the next save is whole
+    assert change(m, ids[0], "AGAIN") == "whole"
+    assert os.stat(state_file(m)).st_ino != whole.st_ino
+    assert change(m, ids[1], "AGAIN") == "delta"
+    before = tree(m)
+    m.restart()
+    assert tree(m) == before
+
+
+def test_a_delta_too_large_makes_the_save_whole(new_mount):
+    """Ops over an eighth of the saved answer: the whole file again."""
+    m = new_mount()
+    m.sim.generate(40)
+    m.start()
+    assert wholes_after(m, 1) == 1
+    for i in range(0, 40, 2):  # half the items: far over an eighth
+        m.sim.patch(apisim.generated_id(i), {"state": "HALF"})
+    assert wait_for(lambda: read(m.p(apisim.generated_id(38), "state")) == "HALF\n", 10)
+    assert wholes_after(m, 2) == 2
+
+
+def test_a_delta_of_an_older_state_is_ignored(new_mount):
+    """A crash between a whole save and the removal of the delta leaves a
+    delta naming the old state: it is not applied."""
+    m = new_mount()
+    m.sim.generate(400)
+    tid = apisim.generated_id(7)
+    m.start()
+    assert change(m, tid, "ONE") == "delta"
+    old_delta = open(delta_file(m), "rb").read()
+    m.restart()
+    assert change(m, tid, "TWO") == "whole"
+    before = tree(m)
+    m.check_exit()
+    with open(delta_file(m), "wb") as f:
+        f.write(old_delta)
+    os.chmod(delta_file(m), 0o600)
+    m.start()
+    assert "ignoring" not in m.stderr()
+    assert tree(m) == before
+    assert read(m.p(tid, "state")) == "TWO\n"
+
+
+@pytest.mark.parametrize("kind", ["flipped-bit", "truncated", "garbage"])
+def test_damaged_delta_is_ignored_with_one_warning(new_mount, kind):
+    m = new_mount()
+    m.sim.generate(400)
+    m.start()
+    assert change(m, apisim.generated_id(9), "ONE") == "delta"
+    before = tree(m)
+    m.check_exit()
+    data = open(delta_file(m), "rb").read()
+    data = {"flipped-bit": data[:100] + bytes([data[100] ^ 1]) + data[101:],
+            "truncated": data[:len(data) // 2],
+            "garbage": os.urandom(len(data))}[kind]
+    with open(delta_file(m), "wb") as f:
+        f.write(data)
+    m.start()
+    warnings = [l for l in m.stderr().splitlines() if "ignoring the saved state" in l]
+    assert len(warnings) == 1 and "state.delta" in warnings[0], m.stderr()
+    after = tree(m)
+    assert {p: v[1] for p, v in after.items()} == {p: v[1] for p, v in before.items()}
+    assert inodes(after) & inodes(before) == set()  # a fresh identity, as for a damaged state
+    assert wholes_after(m, 1) == 1
 
 
 def test_state_file_is_private_and_holds_no_secret(new_mount):

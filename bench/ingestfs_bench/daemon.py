@@ -36,8 +36,8 @@ RE_GET = re.compile(r"GET \S+: status (\d+), (\d+) bytes, (\d+) ms")
 RE_OPCODE = re.compile(r"unique: \d+, opcode: (\w+)")
 RE_REPLY_ERR = re.compile(r"unique: \d+, error: (-?\d+) \(([^)]*)\)")
 RE_NOTIFY = re.compile(r"NOTIFY: code=(-?\d+)")
-# .status: "state_last_save: B bytes, C ms cpu, W ms"
-RE_SAVE = re.compile(r"(\d+) bytes, ([\d.]+) ms cpu, ([\d.]+) ms")
+# .status: "state_last_save: B bytes, C ms cpu, W ms[, whole|delta]"
+RE_SAVE = re.compile(r"(\d+) bytes, ([\d.]+) ms cpu, ([\d.]+) ms(?:, (whole|delta))?")
 # .status: "events_last: N lines, C ms cpu, W ms"
 RE_FEED = re.compile(r"(\d+) lines, ([\d.]+) ms cpu, ([\d.]+) ms")
 RE_BORING = re.compile(r"(unique: \d+, success|FUSE library version|INIT: |flags=0x|"
@@ -212,6 +212,8 @@ class DaemonFiguresMixin:
             "feed_wall_ms": float(feed.group(3)) if feed else None,
             "state_saves": saves,
             "state_bytes": int(save.group(1)) if save else None,
+            # what the last save wrote: "whole" or "delta" (None: a daemon before deltas)
+            "state_kind": save.group(4) if save else None,
             "state_cpu_ms": float(save.group(2)) if save else None,
             "state_wall_ms": float(save.group(3)) if save else None,
             "answer_bytes": get[1] if get else None,
