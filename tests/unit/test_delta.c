@@ -44,15 +44,17 @@ static char *make_body(size_t n, const int *states, const size_t *perm, const ch
 	o += (size_t)snprintf(b + o, cap - o, "{\"@type\": \"Collection\", \"items\": [");
 	for (size_t j = 0; j < n; j++) {
 		size_t i = perm ? perm[j] : j;
+		const char *sep;
 
 		if (!states[i])
 			continue;
-		o += (size_t)snprintf(b + o, cap - o,
-				      "%s{\"@id\": \"/api/v4/managed-slicer/ingest-points/tasks/t%04zu\", "
-				      "\"@type\": \"ReservedEndpointTask\", \"id\": \"t%04zu\", "
-				      "\"state\": \"%s\", \"operation\": \"CREATE\", \"timestamp\": %zu}",
-				      first ? "" : j == odd_sep ? ",\n" : ", ", i, i, names[states[i]],
-				      1660000000 + i);
+		sep = first ? "" : j == odd_sep ? ",\n" : ", ";
+		o += (size_t)snprintf(
+			b + o, cap - o,
+			"%s{\"@id\": \"/api/v4/managed-slicer/ingest-points/tasks/t%04zu\", "
+			"\"@type\": \"ReservedEndpointTask\", \"id\": \"t%04zu\", "
+			"\"state\": \"%s\", \"operation\": \"CREATE\", \"timestamp\": %zu}",
+			sep, i, i, names[states[i]], 1660000000 + i);
 		first = false;
 	}
 	o += (size_t)snprintf(b + o, cap - o, "%s], \"total_items\": %zu}", extra ? extra : "", n);
@@ -148,8 +150,8 @@ static void check_rebuilds(const struct answer *a, const unsigned char *base, si
 	CHECK(olen <= max_ops); /* runs, not an op per item */
 	CHECK(apply(base, blen, d, dlen, &out, &rlen, err) == 0);
 	CHECK(out && rlen == wlen && memcmp(out, whole, wlen) == 0);
-	if (out && state_restore(out, rlen, IDENTITY, 1 << 24, &rctx, &r, &st, err, sizeof(err)) ==
-			   0) {
+	if (out &&
+	    state_restore(out, rlen, IDENTITY, 1 << 24, &rctx, &r, &st, err, sizeof(err)) == 0) {
 		CHECK(r->ntasks == a->s->ntasks && r->nnodes == a->s->nnodes);
 		for (size_t i = 0; i < r->ntasks && i < a->s->ntasks; i++)
 			for (int k = 0; k < SNAP_NKINDS; k++)
