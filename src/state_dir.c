@@ -234,6 +234,34 @@ static int read_whole(int fd, size_t size, char **out, char *err, size_t errlen)
 }
 
 /*
+ * Open @name in the folder for reading: a regular file, no symbolic link,
+ * never blocking on a FIFO.  The fd with its stat in *@sb, -ENOENT when
+ * there is none, or -errno with one line in @err ("state" names itself
+ * by being the one the caller warns about; others are named).
+ */
+static int open_regular(struct state_dir *d, const char *name, struct stat *sb, char *err,
+			size_t errlen)
+{
+	const char *pre = strcmp(name, "state") ? name : NULL;
+	int fd = openat(d->fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+	if (fd < 0) {
+		int e = errno;
+
+		if (e != ENOENT)
+			snprintf(err, errlen, "%s%s%s", pre ? pre : "", pre ? ": " : "",
+				 strerror(e));
+		return -e;
+	}
+	if (fstat(fd, sb) < 0 || !S_ISREG(sb->st_mode)) {
+		close(fd);
+		snprintf(err, errlen, "%s%snot a regular file", pre ? pre : "", pre ? ": " : "");
+		return -EINVAL;
+	}
+	return fd;
+}
+
+/*
  * The whole state that "state" (*@buf, *@len bytes) and "state.delta"
  * stand for: 0 with *@buf replaced, 1 when there is no delta (or one of
  * an earlier base) and "state" stands alone, or -errno with @err.
@@ -247,16 +275,12 @@ static int load_delta(struct state_dir *d, char **buf, size_t *len, size_t max_b
 	size_t wlen;
 	int fd, ret;
 
-	fd = openat(d->fd, "state.delta", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0 && errno == ENOENT)
-		return 1;
-	if (fd < 0) {
-		snprintf(err, errlen, "state.delta: %s", strerror(errno));
-		return -errno;
-	}
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || (size_t)sb.st_size > max_delta) {
+	fd = open_regular(d, "state.delta", &sb, err, errlen);
+	if (fd < 0)
+		return fd == -ENOENT ? 1 : fd;
+	if ((size_t)sb.st_size > max_delta) {
 		close(fd);
-		snprintf(err, errlen, "state.delta: not a regular file, or too large");
+		snprintf(err, errlen, "state.delta: larger than any delta of this state");
 		return -EINVAL;
 	}
 	ret = read_whole(fd, (size_t)sb.st_size, &delta, err, errlen);
@@ -286,18 +310,9 @@ int state_load(struct state_dir *d, size_t max_body, struct snap_ctx *ctx, struc
 	int fd, ret;
 
 	*out = NULL;
-	fd = openat(d->fd, "state", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0 && errno == ENOENT)
-		return 1;
-	if (fd < 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		return -errno;
-	}
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "not a regular file");
-		ret = -EINVAL;
-		goto out;
-	}
+	fd = open_regular(d, "state", &sb, err, errlen);
+	if (fd < 0)
+		return fd == -ENOENT ? 1 : fd;
 	/* the header says how large the file must be, before we read it all */
 	if (pread(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head)) {
 		snprintf(err, errlen, "truncated");
