@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The packed string storage of a snapshot. */
 #include "arena.h"
+#include "bigmem.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@ int64_t arena_add(struct arena *a, const char *data, size_t len, bool nl)
 
 		while (cap < need)
 			cap *= 2;
-		buf = realloc(a->buf, cap);
+		buf = big_realloc(a->buf, cap);
 		if (!buf)
 			return -ENOMEM;
 		a->buf = buf;

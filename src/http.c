@@ -10,6 +10,10 @@
 #include <strings.h>
 #include <time.h>
 
+#include "bigmem.h"
+
+#define HTTP_READ_BUFFER 262144L /* bytes per read from the socket (curl's default: 16 KiB) */
+
 struct http_client {
 	CURL *curl;
 	size_t max_bytes;
@@ -72,7 +76,7 @@ static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 
 		while (cap < r->len + n + 1)
 			cap *= 2;
-		body = realloc(r->body, cap);
+		body = big_realloc(r->body, cap);
 		if (!body)
 			return 0;
 		r->body = body;
@@ -178,6 +182,8 @@ struct http_client *http_client_new(const char *user_agent, long timeout_ms, siz
 	curl_easy_setopt(hc->curl, CURLOPT_USERAGENT, user_agent);
 	curl_easy_setopt(hc->curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(hc->curl, CURLOPT_NOSIGNAL, 1L);
+	/* answers run to tens of MiB: fewer, larger reads and write callbacks */
+	curl_easy_setopt(hc->curl, CURLOPT_BUFFERSIZE, HTTP_READ_BUFFER);
 	curl_easy_setopt(hc->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(hc->curl, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(hc->curl, CURLOPT_SSL_VERIFYPEER, 1L);

@@ -2,6 +2,7 @@
 /* Which items of an answer get a folder, within a memory budget. */
 #include "items.h"
 
+#include "bigmem.h"
 #include "radix.h"
 
 #include <errno.h>
@@ -146,7 +147,7 @@ static struct item_ref *new_ref(struct collector *c, uint64_t key)
 
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 256;
-		struct item_ref *v = realloc(l->v, cap * sizeof(*v));
+		struct item_ref *v = big_realloc(l->v, cap * sizeof(*v));
 
 		if (!v) {
 			c->err = -ENOMEM;
@@ -350,9 +351,9 @@ static bool ref_before(const struct item_ref *a, const struct item_ref *b)
  */
 static int order_known(struct item_list *l, size_t nprev, struct snap_stats *st)
 {
-	uint32_t *slot = calloc(nprev + 1, sizeof(*slot));
-	struct item_ref *scanned = malloc(sizeof(*scanned) * (l->n + 1));
-	struct item_ref *out = malloc(sizeof(*out) * (l->n + 1));
+	uint32_t *slot = big_calloc(nprev + 1, sizeof(*slot));
+	struct item_ref *scanned = big_malloc(sizeof(*scanned) * (l->n + 1));
+	struct item_ref *out = big_malloc(sizeof(*out) * (l->n + 1));
 	size_t ns = 0, kept = 0, j = 0, k = 0;
 
 	if (!slot || !scanned || !out)
@@ -430,6 +431,13 @@ int items_collect(char *body, size_t len, const uint64_t hash_key[2], const stru
 	l->budget = ITEMS_BUDGET_BASE + ITEMS_BUDGET_RATIO * (uint64_t)len;
 	c.item_limit = l->budget / 4;
 	st->repaired = json_repair(body, len);
+	if (prev && prev->ntasks >= 256) {
+		/* most answers hold what the last one did: one block, not a doubling per 2x */
+		size_t cap = prev->ntasks + prev->ntasks / 16;
+
+		l->v = big_malloc(cap * sizeof(*l->v));
+		l->cap = l->v ? cap : 0;
+	}
 	ret = scan_answer_known(body, len, on_item, prev && prev->order ? known_item : NULL, &c,
 				&res, err, errlen);
 	if (ret == 0 && c.err) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Stable radix sort by a uint64_t member. */
 #include "radix.h"
+#include "bigmem.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -22,7 +23,7 @@ int radix_sort_u64(void *base, size_t n, size_t size, size_t field)
 
 	if (n < 2)
 		return 0;
-	tmp = malloc(n * size);
+	tmp = big_malloc(n * size);
 	if (!tmp)
 		return -ENOMEM;
 	memset(count, 0, sizeof(count));

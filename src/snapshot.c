@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "bigmem.h"
 #include "hash.h"
 #include "items.h"
 #include "json.h"
@@ -395,7 +396,7 @@ static int build_nodes(struct snapshot *s)
 	size_t n = 0;
 
 	free(s->nodes);
-	s->nodes = malloc(sizeof(*s->nodes) * (s->ntasks * SNAP_NKINDS + 1));
+	s->nodes = big_malloc(sizeof(*s->nodes) * (s->ntasks * SNAP_NKINDS + 1));
 	if (!s->nodes)
 		return -ENOMEM;
 	for (size_t i = 0; i < s->ntasks; i++) {
@@ -424,8 +425,8 @@ static int build_order(struct snapshot *s, const struct item_list *l)
 		if (l->v[i].idx > last)
 			last = l->v[i].idx;
 	free(s->order);
-	s->order = malloc(sizeof(*s->order) * (s->ntasks + 1));
-	at = calloc((size_t)last + 1, sizeof(*at));
+	s->order = big_malloc(sizeof(*s->order) * (s->ntasks + 1));
+	at = big_calloc((size_t)last + 1, sizeof(*at));
 	if (!at || !s->order) {
 		free(at);
 		return -ENOMEM;
@@ -452,7 +453,7 @@ static int build_nodes_after(struct snapshot *s, const struct snapshot *prev, co
 	size_t n = 0, all = 0;
 	uint64_t last = 0;
 
-	s->nodes = malloc(sizeof(*s->nodes) * (s->ntasks * SNAP_NKINDS + 1));
+	s->nodes = big_malloc(sizeof(*s->nodes) * (s->ntasks * SNAP_NKINDS + 1));
 	if (!s->nodes)
 		return -ENOMEM;
 	for (size_t i = 0; i < prev->nnodes; i++) {
@@ -548,15 +549,15 @@ int snapshot_parse(char *body, size_t len, const struct snapshot *prev, struct s
 	if (ret < 0)
 		goto out_free_snap;
 	ret = -ENOMEM;
-	s->tasks = malloc(sizeof(*s->tasks) * (l.n + 1));
+	s->tasks = big_malloc(sizeof(*s->tasks) * (l.n + 1));
 	if (!s->tasks)
 		goto out_nomem;
 	/* sized once, from the scan's bounds: pages never written cost nothing */
 	a.cap = l.arena + 1;
-	a.buf = malloc(a.cap);
+	a.buf = big_malloc(a.cap);
 	if (!a.buf)
 		goto out_nomem;
-	if (prev && prev->nodes && !(map = calloc(prev->ntasks + 1, sizeof(*map))))
+	if (prev && prev->nodes && !(map = big_calloc(prev->ntasks + 1, sizeof(*map))))
 		goto out_nomem;
 	ret = build_tasks(s, &a, ctx, prev, body, &l, map);
 	for (int v = 0; v < SNAP_NVIEWS && ret == 0; v++)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "bigmem.h"
 #include "hash.h"
 #include "state_priv.h"
 
@@ -157,7 +158,7 @@ static int decode_records(const unsigned char *p, const unsigned char *end, stru
 	int64_t mtime = 0, file_mtime = 0;
 	uint64_t nodeid = 0, v;
 
-	st->tasks = malloc(sizeof(*st->tasks) * (st->ntasks + 1));
+	st->tasks = big_malloc(sizeof(*st->tasks) * (st->ntasks + 1));
 	if (!st->tasks) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -333,7 +334,7 @@ void state_encode_header(unsigned char *h, const struct snapshot *s, uint64_t id
 
 unsigned char *state_encode_records(const struct snapshot *s, size_t *len)
 {
-	unsigned char *r = malloc(s->ntasks * STATE_MAX_RECORD + 1), *p = r;
+	unsigned char *r = big_malloc(s->ntasks * STATE_MAX_RECORD + 1), *p = r;
 	int64_t mtime = 0, file_mtime = 0;
 	uint64_t nodeid = 0;
 
@@ -372,7 +373,7 @@ unsigned char *state_encode_whole(const struct snapshot *s, const char *body, si
 	if (!rec)
 		return NULL;
 	*out_len = STATE_HEADER_LEN + rlen + len + STATE_TRAILER_LEN;
-	f = malloc(*out_len);
+	f = big_malloc(*out_len);
 	if (f) {
 		state_encode_header(f, s, m->identity, ctx, m->saved_ns, m->fetched_ns,
 				    m->body_hash, m->feed_gen, m->feed_len, rlen, len);

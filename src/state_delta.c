@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 
+#include "bigmem.h"
 #include "items.h"
 #include "state_priv.h"
 
@@ -40,7 +41,7 @@ static bool ops_room(struct ops *o, size_t n)
 
 		while (cap < o->len + n)
 			cap *= 2;
-		if (!(b = realloc(o->buf, cap))) {
+		if (!(b = big_realloc(o->buf, cap))) {
 			o->over = true;
 			return false;
 		}
@@ -170,7 +171,7 @@ unsigned char *state_encode_delta(const struct snapshot *s, const char *body, si
 	if (rec) {
 		state_len = STATE_HEADER_LEN + rlen;
 		*out_len = STATE_DELTA_HEADER_LEN + state_len + olen + STATE_TRAILER_LEN;
-		d = malloc(*out_len);
+		d = big_malloc(*out_len);
 	}
 	if (d) {
 		unsigned char *p = d + STATE_DELTA_HEADER_LEN;
@@ -214,8 +215,8 @@ static int base_spans(char *body, size_t len, const uint64_t key[2], struct span
 	for (size_t i = 0; i < l.n; i++)
 		if (l.v[i].idx > last)
 			last = l.v[i].idx;
-	at = calloc((size_t)last + 1, sizeof(*at));
-	*out = malloc(sizeof(**out) * (l.n + 1));
+	at = big_calloc((size_t)last + 1, sizeof(*at));
+	*out = big_malloc(sizeof(**out) * (l.n + 1));
 	if (!at || !*out) {
 		free(at);
 		free(*out);
@@ -324,7 +325,7 @@ int state_apply_delta(char *base, size_t blen, const unsigned char *delta, size_
 			 &nsp, err, errlen);
 	if (ret < 0)
 		return ret;
-	buf = malloc(total + 1);
+	buf = big_malloc(total + 1);
 	if (!buf) {
 		free(sp);
 		snprintf(err, errlen, "out of memory");

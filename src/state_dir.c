@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "bigmem.h"
 #include "hash.h"
 
 struct state_dir {
@@ -212,7 +213,7 @@ uint64_t state_dir_identity(const struct state_dir *d)
 /* Read a whole regular file at @fd into a malloc'd buffer (one byte more). */
 static int read_whole(int fd, size_t size, char **out, char *err, size_t errlen)
 {
-	char *buf = malloc(size + 1);
+	char *buf = big_malloc(size + 1);
 	size_t got = 0;
 
 	if (!buf) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "bigmem.h"
 #include "hash.h"
 #include "name.h"
 #include "snapshot.h"
@@ -151,11 +152,11 @@ int view_build(struct snapshot *s, struct arena *a, const uint64_t hash_key[2],
 	struct snap_view *v = &s->view[view];
 	struct view_table t = { 0 };
 	struct view_value **byk = NULL;
-	uint32_t *of = malloc(sizeof(*of) * (s->ntasks + 1)); /* task -> 1 + value, 0: none */
+	uint32_t *of = big_malloc(sizeof(*of) * (s->ntasks + 1)); /* task -> 1 + value, 0: none */
 	size_t m = 0;
 	int ret = -ENOMEM;
 
-	v->members = malloc(sizeof(*v->members) * (s->ntasks + 1));
+	v->members = big_malloc(sizeof(*v->members) * (s->ntasks + 1));
 	if (!of || !v->members)
 		goto out;
 	for (size_t i = 0; i < s->ntasks; i++) {
