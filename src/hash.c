@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* SipHash-2-4 (Aumasson and Bernstein), little-endian words. */
+/* SipHash-2-4 and SipHash-1-3 (Aumasson and Bernstein), little-endian words. */
 #include "hash.h"
 
 #include <endian.h>
@@ -24,7 +24,8 @@
 		v2 = ROTL64(v2, 32); \
 	} while (0)
 
-uint64_t hash_siphash24(const uint64_t k[2], const void *data, size_t len)
+/* SipHash-c-d: @c rounds per 8-byte word, @d at the end */
+static inline uint64_t siphash(const uint64_t k[2], const void *data, size_t len, int c, int d)
 {
 	const unsigned char *in = data;
 	uint64_t v0 = k[0] ^ 0x736f6d6570736575ULL;
@@ -38,20 +39,28 @@ uint64_t hash_siphash24(const uint64_t k[2], const void *data, size_t len)
 		memcpy(&m, in + i, 8);
 		m = le64toh(m);
 		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
+		for (int r = 0; r < c; r++)
+			SIPROUND;
 		v0 ^= m;
 	}
 	for (size_t j = 0; j < left; j++)
 		b |= (uint64_t)in[i + j] << (8 * j);
 	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
+	for (int r = 0; r < c; r++)
+		SIPROUND;
 	v0 ^= b;
 	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
+	for (int r = 0; r < d; r++)
+		SIPROUND;
 	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t hash_siphash24(const uint64_t k[2], const void *data, size_t len)
+{
+	return siphash(k, data, len, 2, 4);
+}
+
+uint64_t hash_siphash13(const uint64_t k[2], const void *data, size_t len)
+{
+	return siphash(k, data, len, 1, 3);
 }

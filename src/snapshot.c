@@ -31,7 +31,7 @@ uint64_t snapshot_body_hash(const uint64_t hash_key[2], const char *body, size_t
 	/* another domain than ids: flip the key */
 	const uint64_t k[2] = { ~hash_key[0], hash_key[1] };
 
-	return hash_siphash24(k, body, len);
+	return hash_siphash13(k, body, len);
 }
 
 uint64_t snapshot_hash(const uint64_t hash_key[2], const char *id, size_t len)
@@ -339,7 +339,7 @@ uint64_t snapshot_item_hash(const uint64_t hash_key[2], const char *item, size_t
 {
 	const uint64_t k[2] = { hash_key[0], ~hash_key[1] };
 
-	return hash_siphash24(k, item, len);
+	return hash_siphash13(k, item, len);
 }
 
 /* Build task @t from the item @r names, parsed now and freed before returning. */

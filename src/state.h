@@ -26,7 +26,8 @@
  *   40  u64 next node id, i64 newest stamp (ns)
  *   56  i64 saved at, i64 answer arrived at (wall ns)
  *   72  i64 root folder mtime, i64 view folders' mtime (ns)
- *   88  u64 the answer's hash under the key (to spot it when it comes again)
+ *   88  u64 the answer's hash under the key (to spot it when it comes
+ *       again; SipHash-1-3, and 2-4 before: an older one just never matches)
  *   96  u64 render fingerprint: a hash of the files this build makes of a
  *       fixed probe answer, so a state written by a version that renders
  *       files differently is not taken for this one's
@@ -52,8 +53,9 @@
  *   16  i64 the base's saved at, u32 the base's CRC-32, u32 the answer's CRC-32
  *   32  u64 bytes of the state header and records, u64 ops bytes
  *   48  u64 the answer's bytes, u64 how the rebuilt answer is checked: 0 by
- *       its CR-32 at 28; 1 by the answer hash of the state header (when the
- *       answer was saved as it arrived, no escape repaired: no CRC to make)
+ *       its CRC-32 at 28; 2 by the answer hash of the state header (when the
+ *       answer was saved as it arrived, no escape repaired: no CRC to make);
+ *       1, written before that hash was SipHash-1-3, by SipHash-2-4
  *   64  a state file's header (144) and records, as a whole save writes them
  *   ... the ops: varints, 0 n BYTES (n literal bytes), or 1 first count
  *       gaplen GAP (base items first..first+count-1 in answer order, 0

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "bigmem.h"
+#include "hash.h"
 #include "items.h"
 #include "state_priv.h"
 
@@ -74,6 +75,17 @@ static void ops_literal(struct ops *o, const char *body, size_t from, size_t to)
 	ops_bytes(o, body + from, to - from);
 }
 
+/* memcmp() == 0 for the few bytes of a gap between two items, without a call per item */
+static inline bool same_gap(const char *a, const char *b, size_t n)
+{
+	while (n && *a == *b) {
+		a++;
+		b++;
+		n--;
+	}
+	return n == 0;
+}
+
 /* base items first..first+count-1, with the gap @gap (@glen bytes) between each two */
 static void ops_run(struct ops *o, uint32_t first, uint32_t count, const char *gap, size_t glen)
 {
@@ -103,7 +115,8 @@ unsigned char *state_encode_ops(const struct snapshot *s, const char *body, size
 		if (off < end || t->item_len > len - off)
 			break; /* not from this body: caught by the length check below */
 		if (count && t->base_pos == first + count + 1 &&
-		    (count == 1 ? g <= MAX_GAP : g == glen && !memcmp(body + end, body + gap, g))) {
+		    (count == 1 ? g <= MAX_GAP
+				: g == glen && same_gap(body + end, body + gap, g))) {
 			if (count++ == 1) {
 				gap = end;
 				glen = g;
@@ -138,8 +151,17 @@ unsigned char *state_encode_ops(const struct snapshot *s, const char *body, size
 }
 
 /* how a delta's answer is checked (u64 at 56) */
-#define CHECK_CRC  0
-#define CHECK_HASH 1
+#define CHECK_CRC    0
+#define CHECK_HASH24 1 /* written before the answer hash was SipHash-1-3 */
+#define CHECK_HASH   2
+
+/* the answer hash of CHECK_HASH24: snapshot_body_hash() with SipHash-2-4 */
+static uint64_t body_hash24(const uint64_t hash_key[2], const char *body, size_t len)
+{
+	const uint64_t k[2] = { ~hash_key[0], hash_key[1] };
+
+	return hash_siphash24(k, body, len);
+}
 
 static void encode_delta_header(unsigned char *h, int64_t base_saved_ns, uint32_t base_crc,
 				uint32_t answer_crc, size_t state_len, size_t ops_len,
@@ -336,9 +358,10 @@ int state_apply_delta(char *base, size_t blen, const unsigned char *delta, size_
 	if (!run_ops(embedded + state_len, embedded + state_len + ops_len,
 		     base + STATE_HEADER_LEN + bst.records_len, sp, nsp, buf + state_len,
 		     (size_t)answer_len) ||
-	    (check == CHECK_HASH
-		     ? snapshot_body_hash(est.hash_key, buf + state_len, answer_len) !=
-			       est.body_hash
+	    (check == CHECK_HASH ? snapshot_body_hash(est.hash_key, buf + state_len, answer_len) !=
+					   est.body_hash
+	     : check == CHECK_HASH24
+		     ? body_hash24(est.hash_key, buf + state_len, answer_len) != est.body_hash
 		     : check != CHECK_CRC ||
 			       (uint32_t)crc32_z(0, (const unsigned char *)buf + state_len,
 						 answer_len) != get32(delta + 28))) {

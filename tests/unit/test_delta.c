@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "hash.h"
 #include "snapshot.h"
 #include "state.h"
 
@@ -220,7 +221,31 @@ int main(void)
 	CHECK(d && d[56] == 0 && (d[28] | d[29] | d[30] | d[31]) != 0);
 	free(d);
 	d = delta_file(&a[3], base, blen, base_ns, SIZE_MAX, &dlen, &olen);
-	CHECK(d && d[56] == 1);
+	CHECK(d && d[56] == 2);
+	if (d) {
+		/* a delta from before the answer hash was SipHash-1-3 (check 1, a
+		 * SipHash-2-4 answer hash in its header) still applies; with the
+		 * 1-3 hash under check 1, it does not */
+		size_t hash_at = STATE_DELTA_HEADER_LEN + 88, wlen;
+		const uint64_t k[2] = { ~ctx.hash_key[0], ctx.hash_key[1] };
+		uint64_t h24 = hash_siphash24(k, a[3].body, a[3].len);
+		unsigned char *old = malloc(dlen), *whole = whole_file(&a[3], base_ns + NS, &wlen);
+
+		memcpy(old, d, dlen);
+		old[56] = 1;
+		state_put32(old + dlen - 8, (uint32_t)crc32_z(0, old, dlen - STATE_TRAILER_LEN));
+		CHECK(apply(base, blen, old, dlen, &out, &len, err) == -EINVAL && !out);
+		for (int i = 0; i < 8; i++)
+			old[hash_at + i] = (unsigned char)(h24 >> (8 * i));
+		state_put32(old + dlen - 8, (uint32_t)crc32_z(0, old, dlen - STATE_TRAILER_LEN));
+		CHECK(apply(base, blen, old, dlen, &out, &len, err) == 0 && out);
+		CHECK(out && whole && len == wlen &&
+		      memcmp(out + len - STATE_TRAILER_LEN - a[3].len, a[3].body, a[3].len) == 0);
+		free(out);
+		out = NULL;
+		free(old);
+		free(whole);
+	}
 	if (d) { /* the hash sent does not match what the ops rebuild */
 		size_t hash_at = STATE_DELTA_HEADER_LEN + 88;
 
