@@ -352,7 +352,8 @@ static bool ref_before(const struct item_ref *a, const struct item_ref *b)
 static int order_known(struct item_list *l, size_t nprev, struct snap_stats *st)
 {
 	uint32_t *slot = big_calloc(nprev + 1, sizeof(*slot));
-	struct item_ref *scanned = big_malloc(sizeof(*scanned) * (l->n + 1));
+	/* not big_malloc: few are scanned anew, and a huge page would be zeroed whole */
+	struct item_ref *scanned = malloc(sizeof(*scanned) * (l->n + 1));
 	struct item_ref *out = big_malloc(sizeof(*out) * (l->n + 1));
 	size_t ns = 0, kept = 0, j = 0, k = 0;
 
