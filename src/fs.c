@@ -18,12 +18,25 @@ struct fs *fs_new(uid_t uid, gid_t gid)
 		return NULL;
 	fs->uid = uid;
 	fs->gid = gid;
+	pthread_mutex_init(&fs->push.mu, NULL);
+	pthread_mutex_init(&fs->push.busy, NULL);
 	return fs;
 }
 
 void fs_free(struct fs *fs)
 {
+	if (!fs)
+		return;
+	if (fs->push.on)
+		log_debug("pushed %lu files into the page cache", atomic_load(&fs->push.stored));
+	pthread_mutex_destroy(&fs->push.mu);
+	pthread_mutex_destroy(&fs->push.busy);
 	free(fs);
+}
+
+void fs_set_push(struct fs *fs, bool on)
+{
+	fs->push.on = on;
 }
 
 void fs_set_cache(struct fs *fs, struct cache *cache)
@@ -337,6 +350,8 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		char *to_free;
 		const char *data = snap_file_read(s, t, kind, &to_free);
 
+		if (data && off == 0)
+			fs_push_siblings(fs, s, t, kind);
 		if (data)
 			reply_slice(req, data, t->file[kind].len, size, off);
 		else

@@ -3,6 +3,7 @@
 #define INGESTFS_FS_H
 
 #include <fuse_lowlevel.h>
+#include <stdbool.h>
 
 #include "cache.h"
 
@@ -19,6 +20,12 @@ struct fs *fs_new(uid_t uid, gid_t gid);
 /* fs_set_cache - the data it serves; call before mounting */
 void fs_set_cache(struct fs *fs, struct cache *cache);
 void fs_free(struct fs *fs);
+/*
+ * fs_set_push - whether a reader that reads task folders whole gets their
+ * other files stored into the page cache ahead of its reads (fs_push.c);
+ * only with more than one worker thread.  Off until set.
+ */
+void fs_set_push(struct fs *fs, bool on);
 
 /* fs_ops - the operation table; pass the struct fs as userdata */
 const struct fuse_lowlevel_ops *fs_ops(void);

@@ -14,6 +14,8 @@
  * and given back with cache_forget() when the reply fails.
  */
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,7 +40,19 @@ static inline double fs_entry_timeout(const struct snapshot *s)
 	return atomic_load(&s->retiring) ? 0 : FS_CACHE_TIMEOUT;
 }
 
+/* fs_push.c: a folder's other files stored into the page cache */
+struct fs_push {
+	bool on;	      /* more than one worker thread: fs_set_push() */
+	pthread_mutex_t mu;   /* the reader's last folder, below */
+	pthread_mutex_t busy; /* held by the one push under way */
+	uint64_t key;	      /* the folder of the last read from a file's start */
+	unsigned read;	      /* its files read, a bit per kind */
+	bool pushed;	      /* its files were pushed (or two were read) */
+	atomic_ulong stored;  /* files stored: said at exit with -d */
+};
+
 struct fs {
+	struct fs_push push;
 	bool no_open;	 /* the kernel takes ENOSYS from open: set in init */
 	bool no_opendir; /* ...and from opendir */
 	struct cache *cache;
@@ -90,6 +104,10 @@ void fs_fill_entry(struct fuse_entry_param *e, uint64_t nodeid, double entry_tim
 void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+
+/* fs_push.c: after a read from the start of @t's file @kind, before the reply */
+void fs_push_siblings(struct fs *fs, const struct snapshot *s, const struct snap_task *t,
+		      enum snap_kind kind);
 
 /* fs_dir.c */
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);

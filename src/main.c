@@ -309,6 +309,8 @@ int main(int argc, char *argv[])
 	fs = fs_new(getuid(), getgid());
 	if (!fs)
 		goto out_free_args;
+	/* a push may wait on a page that another worker's READ fills (fs_push.c) */
+	fs_set_push(fs, !opts.singlethread && opts.max_threads >= 2);
 	/* libfuse checks its options here, before credentials or network */
 	se = fuse_session_new(&args, fs_ops(), sizeof(*fs_ops()), fs);
 	if (!se)
