@@ -117,15 +117,6 @@ static inline int64_t wall_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* milliseconds of @id (CLOCK_THREAD_CPUTIME_ID, CLOCK_MONOTONIC) */
-static inline double clock_ms(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static inline double mono_now(void)
 {
 	struct timespec ts;

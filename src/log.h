@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <syslog.h>
+#include <time.h>
 
 /*
  * log_init - choose where messages go: stderr (foreground) or syslog
@@ -27,5 +28,15 @@ void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 		if (log_debug_enabled())                 \
 			log_msg(LOG_DEBUG, __VA_ARGS__); \
 	} while (0)
+
+/* clock_ms - milliseconds of @id (CLOCK_THREAD_CPUTIME_ID, CLOCK_MONOTONIC),
+ * for the timings that log lines and .status report */
+static inline double clock_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 #endif

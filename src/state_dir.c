@@ -15,6 +15,7 @@
 
 #include "bigmem.h"
 #include "hash.h"
+#include "log.h"
 
 struct state_dir {
 	char *path;
@@ -368,14 +369,6 @@ static int write_all(int fd, const void *p, size_t len, uLong *crc)
 		len -= (size_t)n;
 	}
 	return 0;
-}
-
-static double clock_ms(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* One piece of a file to write. */
