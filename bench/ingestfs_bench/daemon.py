@@ -33,6 +33,7 @@ RE_CHANGES = re.compile(r"\b(\d+) changes\b")
 RE_MS = re.compile(r"\b(\d+(?:\.\d+)?) ms\b")
 RE_REFRESH_ANY = re.compile(r"\brefresh(:| failed| still failing)")
 RE_GET = re.compile(r"GET \S+: status (\d+), (\d+) bytes, (\d+) ms")
+RE_PUSHED = re.compile(r"pushed (\d+) files into the page cache")  # at exit, -d only
 RE_OPCODE = re.compile(r"unique: \d+, opcode: (\w+)")
 RE_REPLY_ERR = re.compile(r"unique: \d+, error: (-?\d+) \(([^)]*)\)")
 RE_NOTIFY = re.compile(r"NOTIFY: code=(-?\d+)")
@@ -60,6 +61,7 @@ class DebugLog:
         self.opcodes = collections.Counter()
         self.errors = collections.Counter()
         self.notifies = 0
+        self.pushed = None        # files pushed into the page cache (fs_push.c), at exit
         self.other = []           # unexpected lines (warnings, errors), capped
         self.lines = 0
         self.eof = False
@@ -118,6 +120,10 @@ class DebugLog:
         m = RE_GET.search(line)
         if m:
             self.gets.append(tuple(int(g) for g in m.groups()))
+            return
+        m = RE_PUSHED.search(line)
+        if m:
+            self.pushed = int(m.group(1))
             return
         if len(self.other) < 50:
             self.other.append(line)
@@ -364,6 +370,7 @@ class DaemonFiguresMixin:
         d["exit_code"] = self.unmount(mnt)
         dlog.thread.join(30)
         d["unexpected_log_lines"] = list(dlog.other)
+        d["files_pushed"] = dlog.pushed
         if d["exit_code"] != 0:
             self.note("%s: the -d daemon exited %s after unmount" % (label, d["exit_code"]))
         if dlog.other:

@@ -204,6 +204,10 @@ def render(results, bench, info, command):
                              fmt_counts(d["fuse_requests_warm_grep"]),
                              fmt_counts(d["fuse_requests_first_tar"]),
                              fmt_counts(d["fuse_requests_warm_tar"])))
+        if d.get("files_pushed") is not None:
+            extra.append("- %s: files pushed into the page cache ahead of their reads "
+                         "(FUSE_NOTIFY_STORE, fs_push.c) over the daemon's life: %d"
+                         % (size_label(n), d["files_pushed"]))
     L.append("### FUSE traffic (from the `-d` trace)")
     L.append("")
     L.extend(extra)
