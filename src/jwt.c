@@ -185,6 +185,10 @@ static void put(struct buf *b, const char *s, size_t n)
 {
 	if (b->oom)
 		return;
+	if (n >= SIZE_MAX / 4 - b->len) { /* the doubling below would overflow */
+		b->oom = 1;
+		return;
+	}
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 256;
 		char *p;
