@@ -351,7 +351,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		const char *data = snap_file_read(s, t, kind, &to_free);
 
 		if (data && off == 0)
-			fs_push_siblings(fs, s, t, kind);
+			fs_push_siblings(fs, fuse_req_ctx(req)->pid, s, t, kind);
 		if (data)
 			reply_slice(req, data, t->file[kind].len, size, off);
 		else

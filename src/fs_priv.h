@@ -41,14 +41,24 @@ static inline double fs_entry_timeout(const struct snapshot *s)
 }
 
 /* fs_push.c: a folder's other files stored into the page cache */
+/* one reader (a thread, by the pid a request carries) and its last folder */
+struct fs_push_reader {
+	pid_t pid;     /* 0: a free slot */
+	unsigned read; /* its files read, a bit per kind */
+	bool pushed;   /* its files were pushed (or two were read) */
+	uint64_t key;  /* the folder of the reader's last read from a file's start */
+	uint64_t used; /* when last seen: the least recently seen slot is reused */
+};
+
+#define FS_PUSH_READERS 8
+
 struct fs_push {
 	bool on;	      /* more than one worker thread: fs_set_push() */
-	pthread_mutex_t mu;   /* the reader's last folder, below */
+	pthread_mutex_t mu;   /* the readers, below */
 	pthread_mutex_t busy; /* held by the one push under way */
-	uint64_t key;	      /* the folder of the last read from a file's start */
-	unsigned read;	      /* its files read, a bit per kind */
-	bool pushed;	      /* its files were pushed (or two were read) */
-	atomic_ulong stored;  /* files stored: said at exit with -d */
+	uint64_t tick;
+	struct fs_push_reader reader[FS_PUSH_READERS];
+	atomic_ulong stored; /* files stored: said at exit with -d */
 };
 
 struct fs {
@@ -106,7 +116,7 @@ void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
 
 /* fs_push.c: after a read from the start of @t's file @kind, before the reply */
-void fs_push_siblings(struct fs *fs, const struct snapshot *s, const struct snap_task *t,
+void fs_push_siblings(struct fs *fs, pid_t pid, const struct snapshot *s, const struct snap_task *t,
 		      enum snap_kind kind);
 
 /* fs_dir.c */

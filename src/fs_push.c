@@ -12,7 +12,9 @@
  * (FUSE_NOTIFY_STORE) before the read is answered, and the reader finds
  * them there.  A reader of one file per folder (`cat` or `grep -l FAILED`
  * of every folder's state) never sets that off, so it gets no pages it
- * did not ask for.  The pages are those of file node ids, whose bytes never change
+ * did not ask for.  Readers are told apart by the thread id a request
+ * carries (the last FS_PUSH_READERS seen), so readers at work side by
+ * side each keep their own streak.  The pages are those of file node ids, whose bytes never change
  * (snapshot.h), so a pushed page is never stale.
  *
  * Deadlock: a store waits for the lock of a page that another reader may
@@ -43,41 +45,70 @@ static unsigned push_kinds(const struct snap_task *t)
 	return all;
 }
 
-/* Which files of @t to push now that its @kind is read from the start: a bit per kind. */
-static unsigned push_decide(struct fs *fs, const struct snap_task *t, enum snap_kind kind)
+/* @pid's slot, with the lock held; a reader not seen lately takes the
+ * least recently seen one's, fresh (@fresh set) */
+static struct fs_push_reader *push_reader(struct fs_push *p, pid_t pid, bool *fresh)
+{
+	struct fs_push_reader *r, *oldest = &p->reader[0];
+
+	*fresh = false;
+	for (r = p->reader; r < p->reader + FS_PUSH_READERS; r++) {
+		if (r->pid == pid) {
+			r->used = ++p->tick;
+			return r;
+		}
+		if (r->used < oldest->used)
+			oldest = r;
+	}
+	*oldest = (struct fs_push_reader){ .pid = pid, .used = ++p->tick };
+	*fresh = true;
+	return oldest;
+}
+
+/* Which files of @t to push now that @pid read its @kind from the start: a
+ * bit per kind.  Each reader is followed on its own, so two `tar` runs or
+ * the threads of one parallel reader do not break each other's streak. */
+static unsigned push_decide(struct fs *fs, pid_t pid, const struct snap_task *t,
+			    enum snap_kind kind)
 {
 	struct fs_push *p = &fs->push;
+	struct fs_push_reader *r;
 	unsigned mask = 0;
+	bool fresh;
 
 	pthread_mutex_lock(&p->mu);
-	if (p->key == t->key) {
-		p->read |= 1u << kind;
-		if (!p->pushed && __builtin_popcount(p->read) >= 2) {
-			mask = push_kinds(t) & ~p->read;
-			p->pushed = true;
+	r = push_reader(p, pid, &fresh);
+	if (fresh) {
+		r->key = t->key;
+		r->read = 1u << kind;
+	} else if (r->key == t->key) {
+		r->read |= 1u << kind;
+		if (!r->pushed && __builtin_popcount(r->read) >= 2) {
+			mask = push_kinds(t) & ~r->read;
+			r->pushed = true;
 		}
 	} else {
-		/* the last folder went whole: this one will too */
-		bool streak = p->pushed;
+		/* the reader's last folder went whole: this one will too */
+		bool streak = r->pushed;
 
-		p->key = t->key;
-		p->read = 1u << kind;
-		p->pushed = streak;
+		r->key = t->key;
+		r->read = 1u << kind;
+		r->pushed = streak;
 		if (streak)
-			mask = push_kinds(t) & ~p->read;
+			mask = push_kinds(t) & ~r->read;
 	}
 	pthread_mutex_unlock(&p->mu);
 	return mask;
 }
 
-void fs_push_siblings(struct fs *fs, const struct snapshot *s, const struct snap_task *t,
+void fs_push_siblings(struct fs *fs, pid_t pid, const struct snapshot *s, const struct snap_task *t,
 		      enum snap_kind kind)
 {
 	unsigned mask;
 
 	if (!fs->push.on || !fs->se)
 		return;
-	mask = push_decide(fs, t, kind);
+	mask = push_decide(fs, pid, t, kind);
 	if (!mask || pthread_mutex_trylock(&fs->push.busy) != 0)
 		return;
 	for (int k = 0; k < SNAP_NKINDS; k++) {

@@ -102,3 +102,53 @@ def test_one_file_per_folder_reader_gets_nothing_pushed(mounts):
         with open(m.p(d, "raw.json")) as f:
             f.read()
     assert reads(m, at) == N  # none of them was pushed with its state
+
+
+READER = ("import sys\n"
+          "for line in sys.stdin:\n"
+          "    with open(line.rstrip('\\n'), 'rb') as f:\n"
+          "        f.read()\n"
+          "    print('ok', flush=True)\n")
+
+
+class Reader:
+    """A process of its own that reads the files it is told, one at a time."""
+
+    def __init__(self):
+        self.p = subprocess.Popen(["/usr/bin/python3", "-c", READER], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+
+    def read(self, path):
+        self.p.stdin.write(path + "\n")
+        self.p.stdin.flush()
+        assert self.p.stdout.readline() == "ok\n", path
+
+    def close(self):
+        self.p.stdin.close()
+        assert self.p.wait(timeout=30) == 0
+
+
+def test_interleaved_readers_each_keep_their_streak(mounts):
+    """Two readers of whole folders at once (two tar runs), their reads
+    interleaved file by file: each is followed on its own, so each gets
+    its folders pushed as if it were alone."""
+    m = mounts()
+    dirs = task_dirs(m)
+    for d in dirs:  # every file's inode known to the kernel
+        os.listdir(m.p(d))
+    files = sorted(os.listdir(m.p(dirs[0])))
+    assert len(files) == 4
+    halves = (dirs[:N // 2], dirs[N // 2:])
+    readers = (Reader(), Reader())
+    at = len(m.stderr())
+    try:
+        for i in range(N // 2):
+            for f in files:
+                for half, r in zip(halves, readers):
+                    r.read(m.p(half[i], f))
+    finally:
+        for r in readers:
+            r.close()
+    # alone, a reader of N/2 folders sends N/2 + 1 READs; one streak shared
+    # by both would break at every turn and send all 4N
+    assert reads(m, at) <= N + 2, reads(m, at)
