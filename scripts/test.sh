@@ -124,6 +124,13 @@ log=$OUT/gcc/meson-logs/testlog.txt
 echo
 grep -Eh '^[a-z_]+: [0-9]+ checks, [0-9]+ failed' "$log" 2>/dev/null
 if [ ${#failed[@]} -gt 0 ]; then
+	# what failed, where CI's tail of the output shows it: meson's failed
+	# tests, pytest's short summary (-rfE) and sanitizer summaries
+	for d in asan gcc; do
+		awk '/^test: /{t=$0} /^result: / && !/exit status 0$/{print t " -> " $0}
+			/^(FAILED|ERROR) |^SUMMARY: [A-Za-z]+Sanitizer/' \
+			$OUT/$d/meson-logs/testlog.txt 2>/dev/null | head -n 20 | sed "s|^|$d: |"
+	done
 	printf '*** failed step: %s\n' "${failed[@]}"
 fi
 line=$(grep -E '^=+ .*[0-9]+ (passed|failed|error).* in [0-9.]+s.* =+$' "$log" 2>/dev/null | tail -n 1)
