@@ -66,7 +66,8 @@ static void print_help(const char *prog)
 	       "    -h, --help             print this help and exit\n"
 	       "    -V, --version          print the version and exit\n"
 	       "    --check                test the credentials: one signed request, one line\n"
-	       "                           (ok: N tasks from URL ...), exit 0 or 1; no mount\n"
+	       "                           (ok: N tasks from URL ...), exit 0 or 1; no mount;\n"
+	       "                           libfuse's options are checked too (exit 2)\n"
 	       "    -f                     stay in the foreground, log to stderr\n"
 	       "    -d                     debug: foreground, log API requests and FUSE calls\n"
 	       "    -s                     single-threaded\n"
@@ -227,6 +228,28 @@ static int load_creds(struct config *cfg, struct creds *creds)
 	return 0;
 }
 
+/*
+ * ingestfs --check: libfuse's own options (allow_other, max_threads...)
+ * are checked as a mount would, by a session that is never mounted, so a
+ * typo in an fstab line shows here too.  -1 when libfuse refused one (it
+ * has said which).
+ */
+static int check_fuse_options(struct fuse_args *args)
+{
+	struct fuse_cmdline_opts opts;
+	struct fuse_session *se;
+
+	memset(&opts, 0, sizeof(opts));
+	if (fuse_parse_cmdline(args, &opts) != 0)
+		return -1;
+	free(opts.mountpoint);
+	se = fuse_session_new(args, fs_ops(), sizeof(*fs_ops()), NULL);
+	if (!se)
+		return -1;
+	fuse_session_destroy(se);
+	return 0;
+}
+
 /* ingestfs --check: one request, one line, 0 or 1; nothing mounted. */
 static int run_check(struct config *cfg)
 {
@@ -291,6 +314,9 @@ int main(int argc, char *argv[])
 		goto out_free_args;
 	}
 	if (cfg.check) {
+		log_init(false, false);
+		if (check_fuse_options(&args) < 0)
+			goto out_free_args;
 		ret = run_check(&cfg);
 		goto out_free_args;
 	}

@@ -286,6 +286,21 @@ def test_check_classic_wrong_key(new_mount):
     assert "HTTP 401" in line and "not-the-key" not in line
 
 
+def test_check_takes_and_checks_libfuse_options(new_mount):
+    """An fstab line's libfuse options are checked too: a typo is refused
+    like the mount refuses it, before any request; good ones are taken."""
+    m = new_mount()
+    r = check(m, "allow_other", "max_threads=4", "max_idle_threads=2")
+    assert r.returncode == 0, r.stderr
+    assert m.sim.requests() == 1
+    r = check(m, "allow_othr")
+    assert r.returncode == 2 and r.stdout == b"", r
+    assert "unknown option" in r.stderr.decode() and "allow_othr" in r.stderr.decode(), r
+    assert m.sim.requests() == 1
+    mount = start_fails(m, "allow_othr")
+    assert mount.returncode == 2 and mount.stderr == r.stderr.decode(), (mount, r)
+
+
 def test_check_no_credentials(new_mount):
     m = new_mount()
     os.unlink(m.creds)
