@@ -38,7 +38,7 @@ def read_latencies(m, n=300):
             assert sorted(os.listdir(m.path)) == IDS
         lat.append(time.perf_counter() - t0)
     lat.sort()
-    return lat[int(len(lat) * 0.99) - 1]
+    return lat[int(len(lat) * 0.99) - 1], lat[-1]
 
 
 FAULTS = {
@@ -72,9 +72,13 @@ def test_fault_keeps_last_good_data(new_mount, kind):
     st = m.status()
     assert int(st["consecutive_failures"]) >= 1
     assert st["tasks"] == "8"
-    p99 = read_latencies(m)
-    report("p99 read latency during %s outage" % kind, "%.2f ms" % (p99 * 1e3))
-    assert p99 < 0.050
+    p99, worst = read_latencies(m)
+    report("read latency during %s outage" % kind,
+           "p99 %.2f ms, worst %.2f ms" % (p99 * 1e3, worst * 1e3))
+    # a read that waited on the failing request would take the request's
+    # timeout (1 s) or more; a figure in milliseconds would only time the
+    # machine's load (CI shares 2 cores with a sanitizer build)
+    assert worst < 0.5
     assert sorted(os.listdir(m.path)) == IDS
     age1 = int(m.status()["age_seconds"])
     time.sleep(1.1)
