@@ -8,7 +8,8 @@ next request frees it, but a plain fuse mount gets no FUSE_DESTROY at
 unmount, so when the interrupt came last (a reader killed while its read was
 being answered) fuse_session_destroy() leaves it: one struct fuse_req,
 128 bytes, calloc'ed in fuse_session_process_buf_int, with no ingestfs code
-on the stack.  It is a race the daemon cannot reach (the list is private to
+on the stack (two such interrupts at the end: one block of 256 bytes in 2
+objects, since LeakSanitizer merges leaks of the same stack).  It is a race the daemon cannot reach (the list is private to
 libfuse).  Everything else, including any other leak that merely passes
 through libfuse, still fails the test.
 """
@@ -23,7 +24,9 @@ _BLOCK = re.compile(r"^(Direct|Indirect) leak of (\d+) byte\(s\) in (\d+) object
 def _is_libfuse_stale_interrupt(block):
     kind, size, count, frames = block.groups()
     frames = frames.strip().splitlines()
-    return (kind == "Direct" and size == "128" and count == "1" and len(frames) >= 2
+    # the same interrupt left twice is one block: LeakSanitizer merges equal stacks
+    return (kind == "Direct" and int(count) >= 1 and int(size) == 128 * int(count)
+            and len(frames) >= 2
             and "calloc" in frames[0]
             and "libfuse3.so" in frames[1]
             and all("libfuse3.so" in f or "libc.so" in f or "pthread_create" in f
@@ -42,6 +45,7 @@ def known_upstream(text):
         return None
     # the summary must agree: nothing else leaked that the blocks did not show
     m = re.search(r"SUMMARY: AddressSanitizer: (\d+) byte\(s\) leaked in (\d+) allocation", text)
-    if not m or int(m.group(1)) != 128 * len(blocks) or int(m.group(2)) != len(blocks):
+    objects = sum(int(b.group(3)) for b in blocks)
+    if not m or int(m.group(1)) != 128 * objects or int(m.group(2)) != objects:
         return None
     return LIBFUSE_STALE_INTERRUPT

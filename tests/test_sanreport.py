@@ -24,6 +24,9 @@ def test_the_libfuse_stale_interrupt_alone_is_set_aside():
     two = KNOWN.replace("SUMMARY", KNOWN.split("\n\n")[1] + "\n\nSUMMARY").replace(
         "128 byte(s) leaked in 1 allocation", "256 byte(s) leaked in 2 allocation")
     assert sanreport.known_upstream(two) == sanreport.LIBFUSE_STALE_INTERRUPT
+    merged = KNOWN.replace("of 128 byte(s) in 1 object", "of 256 byte(s) in 2 object").replace(
+        "128 byte(s) leaked in 1 allocation", "256 byte(s) leaked in 2 allocation")
+    assert sanreport.known_upstream(merged) == sanreport.LIBFUSE_STALE_INTERRUPT
 
 
 def test_every_other_report_still_counts():
@@ -32,6 +35,11 @@ def test_every_other_report_still_counts():
         "our frame on the stack": KNOWN.replace("    #2 0x7f4a23f1c3f2", OURS + "    #3 0x7f4a23f1c3f2"),
         "another size": KNOWN.replace("of 128 byte", "of 136 byte"),
         "two objects": KNOWN.replace("in 1 object", "in 2 object"),
+        "two objects, summary of one": KNOWN.replace("of 128 byte(s) in 1 object",
+                                                     "of 256 byte(s) in 2 object"),
+        "two objects of another size": KNOWN.replace("of 128 byte(s) in 1 object",
+                                                     "of 272 byte(s) in 2 object").replace(
+            "128 byte(s) leaked in 1 allocation", "272 byte(s) leaked in 2 allocation"),
         "indirect": KNOWN.replace("Direct leak", "Indirect leak"),
         "malloc": KNOWN.replace("__interceptor_calloc", "__interceptor_malloc"),
         "not libfuse": KNOWN.replace("libfuse3.so.3+0x19ee5", "libcurl.so.4+0x19ee5"),
