@@ -9,8 +9,8 @@ unmount, so when the interrupt came last (a reader killed while its read was
 being answered) fuse_session_destroy() leaves it: one struct fuse_req,
 128 bytes, calloc'ed in fuse_session_process_buf_int, with no ingestfs code
 on the stack (two such interrupts at the end: one block of 256 bytes in 2
-objects, since LeakSanitizer merges leaks of the same stack).  It is a race the daemon cannot reach (the list is private to
-libfuse).  Everything else, including any other leak that merely passes
+objects, since LeakSanitizer merges leaks of the same stack).  It is a race
+the daemon cannot reach (the list is private to libfuse).  Everything else, including any other leak that merely passes
 through libfuse, still fails the test.
 """
 import re
